@@ -1,0 +1,7 @@
+"""``python -m ftkit`` is the ``ftkit`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""``ftkit chat``: one answer with --prompt, a small REPL without."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chat", help="chat with a model (and optionally a trained adapter)",
+        description="Chat with a model. Without --prompt, a REPL: type 'q' or Ctrl-D to leave.",
+    )
+    parser.add_argument("--model", default=None,
+                        help="hub name, local folder or embedded short name (default: smollm2-135m-instruct)")
+    parser.add_argument("--adapter", default=None, help="folder of a trained PEFT adapter")
+    parser.add_argument("--prompt", default=None, help="ask one question, print the answer, exit")
+    parser.add_argument("--system", default=None, help="system message")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.set_defaults(run=run)
+
+
+def load_for_chat(model_name, adapter):
+    from .. import models
+
+    if adapter is None:
+        return models.load(model_name)
+    from ..errors import ModelNotFoundError
+    from pathlib import Path
+
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: not a PEFT adapter folder")
+    from peft import PeftModel
+    import json
+
+    base = model_name or json.loads((Path(adapter) / "adapter_config.json").read_text()).get(
+        "base_model_name_or_path")
+    model, tokenizer = models.load(base)
+    return PeftModel.from_pretrained(model, adapter), tokenizer
+
+
+def run(args) -> int:
+    from ..infer import chat
+
+    model, tokenizer = load_for_chat(args.model, args.adapter)
+    if args.prompt is not None:
+        print(chat(model, tokenizer, args.prompt, args.max_new_tokens, system=args.system))
+        return 0
+    history = []
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if text in {"q", "quit", "exit"}:
+            return 0
+        if not text:
+            continue
+        history.append({"role": "user", "content": text})
+        answer = chat(model, tokenizer, history, args.max_new_tokens, system=args.system)
+        history.append({"role": "assistant", "content": answer})
+        print(f"model> {answer}")
