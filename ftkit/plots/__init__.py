@@ -1,0 +1,1 @@
+"""matplotlib figures the lessons show, one module per topic (kept small and dpi-light)."""
