@@ -1,0 +1,330 @@
+"""One validated config for a run, whatever dialect it was written in.
+
+Taught in lesson 00. Canonical names follow Hugging Face ``TrainingArguments`` where one
+exists (``learning_rate``, ``per_device_train_batch_size`` ...) and otherwise the names
+LLaMA-Factory and the seeds use (``method``, ``lora_rank``, ``quantization_bit`` ...).
+The seeds' own formats (Firefly JSON, ChatGLM3 YAML, Baichuan2 flags, a parameter group,
+LLaMA-Factory YAML) are read by :mod:`ftkit.dialects` into this one object.
+
+Every mistake becomes a :class:`~ftkit.errors.ConfigError` that names the file, the line
+or field, and what is allowed: ``ftkit`` prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+Method = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt"]
+Scheduler = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+    "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr", "warmup_stable_decay",
+]
+# The optimizers TrainingArguments accepts that make sense here; the 8-bit and paged ones
+# come from bitsandbytes. `adamw_hf` (seed 000/003) was removed from transformers 5 and is
+# read as its equivalent, adamw_torch.
+Optimizer = Literal[
+    "adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit",
+    "paged_adamw_32bit", "adafactor", "sgd", "adagrad", "rmsprop", "lion_8bit", "lion_32bit",
+    "paged_lion_8bit", "paged_lion_32bit", "adamw_torch_8bit", "adamw_torch_4bit",
+]
+Strategy = Literal["no", "steps", "epoch"]
+OPTIMIZER_ALIASES = {"adamw_hf": "adamw_torch", "adamw": "adamw_torch", "adam": "adamw_torch"}
+
+# Fields passed to transformers.TrainingArguments under their own name.
+TRAINING_ARGUMENT_FIELDS = (
+    "output_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim", "adam_beta1",
+    "adam_beta2", "adam_epsilon", "seed", "fp16", "bf16", "tf32", "gradient_checkpointing",
+    "logging_strategy", "logging_steps", "save_strategy", "save_steps", "save_total_limit",
+    "eval_strategy", "eval_steps", "report_to", "dataloader_num_workers", "deepspeed",
+    "disable_tqdm", "remove_unused_columns", "log_level", "ddp_timeout", "use_cpu",
+)
+
+
+class RunConfig(BaseModel):
+    """Every parameter of a fine-tuning run. ``RunConfig(**fields)`` validates on creation."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # What to train, how.
+    stage: Literal["sft", "dpo"] = "sft"
+    method: Method = "lora"
+    model_name_or_path: str = "smollm2-135m-instruct"
+    trust_remote_code: bool = False
+    template: Optional[str] = None  # None: the model's own chat template
+
+    # Data.
+    train_file: Optional[str] = None
+    val_file: Optional[str] = None
+    test_file: Optional[str] = None
+    data_format: str = "auto"
+    encoding: str = "utf-8"
+    val_size: float = Field(0.0, ge=0, lt=1)
+    max_samples: Optional[int] = Field(None, ge=1)
+    preprocessing_num_workers: Optional[int] = Field(None, ge=1)
+    max_seq_length: int = Field(512, ge=8, le=1_048_576)
+    max_input_length: Optional[int] = Field(None, ge=1)
+    max_output_length: Optional[int] = Field(None, ge=1)
+    packing: bool = False
+
+    # LoRA / QLoRA.
+    lora_rank: int = Field(8, ge=1, le=4096)
+    lora_alpha: float = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target: list[str] = Field(default_factory=lambda: ["all-linear"])
+    use_rslora: bool = False
+    use_dora: bool = False
+    quantization_bit: Optional[Literal[4, 8]] = None
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+
+    # Prompt methods (prefix = P-Tuning v2, ptuning = P-Tuning v1, prompt = prompt tuning).
+    num_virtual_tokens: int = Field(20, ge=1, le=4096)
+    prefix_projection: bool = False
+    encoder_hidden_size: Optional[int] = Field(None, ge=1)
+    prompt_encoder_type: Literal["MLP", "LSTM"] = "MLP"
+    prompt_init_text: Optional[str] = None
+
+    # Partial freezing.
+    freeze_trainable_layers: int = Field(2, ge=1)
+    freeze_trainable_modules: Optional[list[str]] = None
+
+    # Preference alignment (stage dpo).
+    dpo_beta: float = Field(0.1, gt=0)
+    dpo_loss_type: str = "sigmoid"
+    max_prompt_length: Optional[int] = Field(None, ge=1)
+    max_completion_length: Optional[int] = Field(None, ge=1)
+
+    # Multi-task mixtures.
+    task_field: str = "task"
+    task_weights: Optional[dict[str, float]] = None
+    mix_strategy: Literal["concat", "interleave", "temperature"] = "concat"
+    mix_temperature: float = Field(1.0, gt=0)
+    task_loss_weighting: Literal["none", "static", "dynamic"] = "none"
+
+    # Training loop (TrainingArguments names).
+    output_dir: str = "output/run"
+    overwrite_output_dir: bool = False
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)
+    per_device_train_batch_size: int = Field(4, ge=1)
+    per_device_eval_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    lr_scheduler_type: Scheduler = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    optim: Optimizer = "adamw_torch"
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    seed: int = Field(42, ge=0)
+    fp16: bool = False
+    bf16: bool = False
+    tf32: Optional[bool] = None
+    gradient_checkpointing: bool = False
+    logging_strategy: Strategy = "steps"
+    logging_steps: float = Field(10, gt=0)
+    save_strategy: Strategy = "steps"
+    save_steps: float = Field(500, gt=0)
+    save_total_limit: Optional[int] = Field(None, ge=1)
+    eval_strategy: Strategy = "no"
+    eval_steps: Optional[float] = Field(None, gt=0)
+    report_to: list[str] = Field(default_factory=lambda: ["none"])
+    dataloader_num_workers: int = Field(0, ge=0)
+    deepspeed: Optional[Union[str, dict]] = None
+    disable_tqdm: bool = False
+    remove_unused_columns: bool = False
+    log_level: Literal["passive", "debug", "info", "warning", "error", "critical"] = "passive"
+    resume_from_checkpoint: Optional[Union[str, bool]] = None
+    ddp_timeout: int = Field(1800, ge=1)
+    use_cpu: bool = False
+    group_by_length: bool = False
+    plot_loss: bool = True
+
+    # Bookkeeping: where the config came from, and the keys ftkit keeps but does not act on.
+    dialect: str = "ftkit"
+    kept: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("optim", mode="before")
+    @classmethod
+    def _optimizer_alias(cls, value):
+        return OPTIMIZER_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("lora_target", "report_to", "freeze_trainable_modules", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        if isinstance(value, str):  # "q_proj,v_proj" or "all" from YAML/CLI
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if value is not None and list(value) in (["all"], ["all_linear"]):
+            return ["all-linear"]
+        return value
+
+    @field_validator("method", "lr_scheduler_type", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.fp16 and self.bf16:
+            raise ValueError("fp16 and bf16 are both on: choose one (bf16 on CPUs and Ampere+ GPUs, fp16 on older GPUs such as V100)")
+        if self.method == "qlora" and self.quantization_bit is None:
+            raise ValueError("method qlora needs quantization_bit: 4 (NF4/FP4) or 8 (LLM.int8)")
+        if self.quantization_bit is not None and self.method != "qlora":
+            raise ValueError(f"quantization_bit applies to LoRA on a quantized base: set method: qlora, or remove quantization_bit (method is {self.method})")
+        if (self.max_input_length is None) != (self.max_output_length is None):
+            raise ValueError("max_input_length and max_output_length go together: set both or neither")
+        if self.max_input_length and self.max_input_length + self.max_output_length > self.max_seq_length:
+            raise ValueError(f"max_input_length + max_output_length = {self.max_input_length + self.max_output_length} exceeds max_seq_length = {self.max_seq_length}: raise max_seq_length")
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("warmup_steps and warmup_ratio are both set: keep one")
+        if self.eval_strategy != "no" and not self.val_file and not self.val_size:
+            raise ValueError(f"eval_strategy {self.eval_strategy} needs validation data: set val_file, or val_size (a fraction such as 0.1)")
+        if self.stage == "dpo" and self.method in ("prefix", "ptuning", "prompt"):
+            raise ValueError("stage dpo trains with method full, freeze, lora or qlora, not prompt methods")
+        return self
+
+    def training_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``transformers.TrainingArguments``."""
+        args = {name: getattr(self, name) for name in TRAINING_ARGUMENT_FIELDS}
+        # transformers 5 folds warmup_ratio into warmup_steps (a float < 1 is a ratio).
+        args["warmup_steps"] = self.warmup_steps or self.warmup_ratio
+        if self.group_by_length:
+            args["train_sampling_strategy"] = "group_by_length"
+        if self.eval_steps is None:
+            args.pop("eval_steps")
+        return args
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+FIELDS = tuple(RunConfig.model_fields)
+
+
+def closest_key(key: str, choices=FIELDS) -> str | None:
+    match = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _line_of(text: str | None, key: str) -> int | None:
+    """The first line of ``text`` that sets ``key`` (YAML, JSON or --flag), 1-based."""
+    if not text:
+        return None
+    pattern = re.compile(rf'^\s*(?:"{re.escape(key)}"|{re.escape(key)}|--{re.escape(key)})\s*[:=\s]')
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line):
+            return number
+    return None
+
+
+def _describe(error: dict, origin: dict[str, str]) -> tuple[str, str]:
+    """(key as the user wrote it, what is wrong) for one pydantic error."""
+    field = ".".join(str(part) for part in error["loc"]) or "config"
+    key = origin.get(field, field)
+    if error["type"] == "extra_forbidden":
+        hint = closest_key(key)
+        return key, f"unknown key '{key}'" + (f" (did you mean {hint}?)" if hint else "")
+    got = error.get("input")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "literal_error":
+        message = f"must be one of {error['ctx']['expected']}"
+    if field == "config":
+        return key, message
+    return key, f"field '{key}': {message} (got {got!r})"
+
+
+def validate(raw: dict[str, Any], source: str | Path | None = None, text: str | None = None,
+             origin: dict[str, str] | None = None) -> RunConfig:
+    """``RunConfig`` from a dict of canonical keys, or a ConfigError naming each problem.
+
+    ``origin`` maps canonical keys back to the key the user wrote (for dialects), so the
+    message names the key and line the user can find in their own file.
+    """
+    origin = origin or {}
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key, message = _describe(error, origin)
+            line = _line_of(text, key)
+            where = f"{source}:{line}" if source and line else (str(source) if source else "config")
+            lines.append(f"{where}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def parse_overrides(overrides) -> dict[str, Any]:
+    """``["lr=1e-4", "method=qlora"]`` (the CLI's ``--set``) into a dict, values read as YAML."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=1e-4")
+        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return parsed
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def parse_mapping(path: str | Path, text: str) -> dict[str, Any]:
+    """A YAML or JSON file's top-level mapping, or a ConfigError with the line of the fault."""
+    try:
+        if Path(path).suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}:{error.lineno}: broken JSON: {error.msg}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: broken YAML: {getattr(error, 'problem', error)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, found {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, dialect: str | None = None, overrides=None) -> RunConfig:
+    """Read a config in any supported dialect, apply ``--set`` overrides, validate."""
+    from .dialects import read_dialect
+
+    raw, origin, text, found = read_dialect(path, dialect)
+    raw.update(parse_overrides(overrides))
+    raw["dialect"] = found
+    return validate(raw, source=path, text=text, origin=origin)
