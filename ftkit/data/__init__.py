@@ -1,0 +1,21 @@
+"""Data for fine-tuning: formats, validation, conversion, templates, tokenization with
+assistant-only labels, packing and length statistics. Taught in lesson 02
+(``notebooks/02_data_formats.ipynb``).
+
+>>> from ftkit import data
+>>> ds = data.load("data/identity.jsonl")            # canonical: {"messages": [...]}
+>>> report = data.validate("data/identity.jsonl")    # every bad record, with its place
+>>> train = data.tokenize_sft(ds, tokenizer, max_seq_length=256)   # input_ids, labels, ...
+"""
+
+from .convert import convert, convert_records, from_canonical, to_canonical, write_records
+from .formats import FORMATS, Format, canonical_name, detect_record
+from .loading import load
+from .report import DataError, Report
+from .validate import check_record, validate
+
+__all__ = [
+    "FORMATS", "Format", "DataError", "Report", "load", "validate", "check_record",
+    "canonical_name", "detect_record", "convert", "convert_records", "to_canonical",
+    "from_canonical", "write_records",
+]

@@ -1,0 +1,86 @@
+"""``load``: any supported file -> a ``datasets.Dataset`` in the canonical shape (lesson 02).
+
+Loading says what it did: how many records it kept, which it skipped and why (with
+their places), so that nothing disappears silently between the file and the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .convert import to_canonical
+from .formats import FORMATS
+from .report import DataError, describe_all
+from .validate import check_file
+
+CANONICAL_COLUMNS = ("messages", "prompt", "chosen", "rejected", "score", "reject_reason", "text")
+
+
+def _to_dataset(rows: list[dict]):
+    """A Dataset with every column any record has (missing values None); extra fields whose
+    types differ between records are kept as JSON text rather than failing."""
+    import datasets
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = {c: [row.get(c) for row in rows] for c in columns}
+    try:
+        return datasets.Dataset.from_dict(table)
+    except Exception:  # pyarrow refuses mixed types; keep those extras as text
+        for column in columns:
+            if column in CANONICAL_COLUMNS:
+                continue
+            kinds = {type(v) for v in table[column] if v is not None}
+            if len(kinds) > 1 or kinds & {dict, list}:
+                table[column] = [None if v is None else v if isinstance(v, str)
+                                 else json.dumps(v, ensure_ascii=False) for v in table[column]]
+        return datasets.Dataset.from_dict(table)
+
+
+def _select_split(dataset, split: str | None, path):
+    if not split or split == "train":
+        return dataset
+    from datasets import ReadInstruction
+
+    try:
+        (instruction,) = ReadInstruction.from_spec(split).to_absolute({"train": len(dataset)})
+    except Exception as error:
+        raise DataError(f"split '{split}' is not understood ({error}); a data file is one split "
+                        "called 'train': use e.g. 'train[:80%]', 'train[80%:]' or 'train[:100]'",
+                        path) from None
+    return dataset.select(range(instruction.from_, instruction.to))
+
+
+def load(path, format: str = "auto", encoding: str = "utf-8", split: str | None = None,
+         on_error: str = "skip", verbose: bool = True):
+    """Read a data file (JSONL, JSON array, CSV, parquet, .txt) in any supported format and
+    return a ``datasets.Dataset`` in the canonical shape (see :mod:`ftkit.data.convert`).
+
+    Bad records are skipped and listed (``on_error="skip"``) or make the load fail
+    (``on_error="raise"``); a file that cannot be read at all, or with no good record,
+    always raises :class:`DataError` listing every problem with its place.
+    """
+    if on_error not in ("skip", "raise"):
+        raise DataError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    path = Path(path)
+    fmt, good, problems, total = check_file(path, format, encoding)
+    fatal = [p for p in problems if p.get("fatal")]
+    clean = [{k: v for k, v in p.items() if k != "fatal"} for p in problems]
+    if fatal or not good or (problems and on_error == "raise"):
+        why = ("the file has no records" if not problems and not good else
+               f"{len(problems)} problem(s) found" + (" (none of the records is usable)" if not good else ""))
+        raise DataError(f"cannot load {path}: {why}", path, clean)
+    rows = [to_canonical(row.record, fmt) for row in good]
+    dataset = _select_split(_to_dataset(rows), split, path)
+    if verbose:
+        kind = FORMATS[fmt].kind
+        shape = {"sft": "messages", "preference": "prompt/chosen/rejected", "text": "text"}[kind]
+        line = (f"loaded {path.name}: format {fmt}, kept {len(good)} of {total} record(s) as "
+                f"{shape}")
+        if split:
+            line += f"; split {split}: {len(dataset)}"
+        print(line)
+        if problems:
+            skipped = len({(p.get("index"), p.get("line")) for p in clean})
+            print(f"skipped {skipped} bad record(s):\n{describe_all(path, clean)}")
+    return dataset
