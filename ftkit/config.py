@@ -204,6 +204,8 @@ class RunConfig(BaseModel):
         args = {name: getattr(self, name) for name in TRAINING_ARGUMENT_FIELDS}
         # transformers 5 folds warmup_ratio into warmup_steps (a float < 1 is a ratio).
         args["warmup_steps"] = self.warmup_steps or self.warmup_ratio
+        # transformers 5 renamed gradient_checkpointing (the name every seed uses).
+        args["activation_checkpointing"] = args.pop("gradient_checkpointing")
         if self.group_by_length:
             args["train_sampling_strategy"] = "group_by_length"
         if self.eval_steps is None:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .config import parse_mapping, read_text
+from .config import FIELDS, parse_mapping, read_text
 from .errors import ConfigError
 
 Reader = Callable[[Any], tuple[dict, dict]]
@@ -230,6 +230,8 @@ MARKERS = {
 def detect(data: dict) -> str:
     """The dialect whose marker keys a mapping has (``ftkit`` when none)."""
     keys = set(data.get("parameters", {}) if isinstance(data.get("parameters"), dict) else data)
+    if keys <= set(FIELDS):
+        return "ftkit"  # only canonical keys (a file ftkit wrote, or a hand-written one)
     for name, markers in MARKERS.items():
         if keys & markers:
             return name
