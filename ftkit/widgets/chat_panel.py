@@ -1,0 +1,90 @@
+"""The chat panel: the base model and a tuned adapter answer the same prompt side by side.
+
+Taught in lesson 11. The adapter is loaded onto the base model once; the base model's answer
+is generated with the adapter switched off (``PeftModel.disable_adapter``), so one copy of the
+weights serves both columns. Answers are greedy (:func:`ftkit.infer.chat`): the same every time.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from ..errors import FtkitError, ModelNotFoundError
+
+ERROR_STYLE = "color:#b00020"
+
+
+def load_pair(model_name: str | None, adapter: str | Path):
+    """(PeftModel with the adapter on ``model_name``, tokenizer)."""
+    from peft import PeftModel
+
+    from .. import models
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: pick the output folder "
+                                 "of a finished LoRA/QLoRA/prompt-method run")
+    model, tokenizer = models.load(model_name)
+    return PeftModel.from_pretrained(model, str(adapter)).eval(), tokenizer
+
+
+def compare(model, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[str, str]:
+    """(base answer, tuned answer) of a PeftModel to one prompt."""
+    from ..infer import chat
+
+    with model.disable_adapter():
+        base = chat(model, tokenizer, prompt, max_new_tokens)
+    return base, chat(model, tokenizer, prompt, max_new_tokens)
+
+
+class ChatPanel:
+    """Pick a model and an adapter folder, type a prompt, press Ask: two answers."""
+
+    def __init__(self, model_name: str | None = None, adapter: str | Path | None = None,
+                 adapters=(), prompt: str = "Who are you?"):
+        from ..models import DEFAULT_MODEL
+
+        self.model_name = widgets.Text(value=model_name or DEFAULT_MODEL, description="Model")
+        self.adapter = widgets.Combobox(value=str(adapter or ""), options=[str(a) for a in adapters],
+                                        description="Adapter", ensure_option=False,
+                                        layout={"width": "60%"})
+        self.prompt = widgets.Textarea(value=prompt, description="Prompt", layout={"width": "60%"})
+        self.max_new_tokens = widgets.IntSlider(value=48, min=8, max=512, description="New tokens")
+        self.ask_button = widgets.Button(description="Ask both", button_style="primary")
+        self.base_answer = widgets.HTML()
+        self.tuned_answer = widgets.HTML()
+        self.status = widgets.HTML()
+        self.ask_button.on_click(lambda _: self.ask())
+        self._loaded = (None, None, None)  # (key, model, tokenizer)
+        columns = widgets.HBox([
+            widgets.VBox([widgets.HTML("<b>base model</b>"), self.base_answer], layout={"width": "50%"}),
+            widgets.VBox([widgets.HTML("<b>with the adapter</b>"), self.tuned_answer], layout={"width": "50%"}),
+        ])
+        self.widget = widgets.VBox([widgets.HTML("<h3>Chat: base vs tuned</h3>"), self.model_name,
+                                    self.adapter, self.prompt, self.max_new_tokens,
+                                    self.ask_button, self.status, columns])
+        self.widget.add_class("ftkit-chat-panel")
+
+    def ask(self, prompt: str | None = None) -> tuple[str, str] | None:
+        """Both answers to ``prompt`` (default: the prompt box); errors go to the status line."""
+        if prompt is not None:
+            self.prompt.value = prompt
+        self.status.value = "thinking ..."
+        try:
+            key = (self.model_name.value, self.adapter.value)
+            if self._loaded[0] != key:
+                self._loaded = (key, *load_pair(*key))
+            _, model, tokenizer = self._loaded
+            base, tuned = compare(model, tokenizer, self.prompt.value, self.max_new_tokens.value)
+        except FtkitError as error:
+            self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
+            return None
+        self.base_answer.value = f"<p class='ftkit-base-answer'>{html.escape(base)}</p>"
+        self.tuned_answer.value = f"<p class='ftkit-tuned-answer'>{html.escape(tuned)}</p>"
+        self.status.value = ""
+        return base, tuned
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,171 @@
+"""The runs view: loss curves of every run so far, overlaid, with the settings that differ.
+
+Taught in lesson 11. A :class:`Run` is filled during training by the Trainer callback from
+:func:`recorder` (the training panel adds one to every run), or read back afterwards from a
+run's ``trainer_state.json`` with :meth:`Run.from_output_dir`.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from ..config import RunConfig
+
+# Settings worth a column even when every run shares them.
+ALWAYS_SHOWN = ("method", "learning_rate", "lora_rank")
+
+
+@dataclass
+class Run:
+    """One training run: its name, config and logged training losses."""
+
+    name: str
+    config: RunConfig
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    seconds: float | None = None
+    status: str = "running"  # running | done | failed
+
+    @property
+    def final_loss(self) -> float | None:
+        """Mean of the last three logged losses: one noisy step does not pick the winner."""
+        tail = self.losses[-3:]
+        return sum(tail) / len(tail) if tail else None
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @classmethod
+    def from_output_dir(cls, folder, name: str | None = None, config: RunConfig | None = None) -> "Run":
+        """A finished run read back from the ``trainer_state.json`` a Trainer saved."""
+        folder = Path(folder)
+        states = sorted(folder.glob("**/trainer_state.json"), key=lambda p: p.stat().st_mtime)
+        if not states:
+            from ..errors import FtkitError
+
+            raise FtkitError(f"{folder} holds no trainer_state.json: not a finished training run")
+        log = json.loads(states[-1].read_text())["log_history"]
+        points = [(entry["step"], entry["loss"]) for entry in log if "loss" in entry]
+        return cls(name or folder.name, config or RunConfig(output_dir=str(folder)),
+                   [s for s, _ in points], [l for _, l in points], status="done")
+
+
+def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = None):
+    """A ``transformers.TrainerCallback`` that logs losses into ``run`` and moves ``progress``.
+
+    ``on_update(run)`` is called after every logged loss (the panel redraws its plot there).
+    Built lazily: importing this module must not import transformers.
+    """
+    from transformers import TrainerCallback
+
+    class RunRecorder(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if progress is not None:
+                progress.max, progress.value = max(state.max_steps, 1), 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if progress is not None:
+                progress.value = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                run.steps.append(state.global_step)
+                run.losses.append(float(logs["loss"]))
+                if on_update is not None:
+                    on_update(run)
+
+    return RunRecorder()
+
+
+def loss_figure(runs, title: str = "training loss", ax=None):
+    """A matplotlib figure with one loss curve per run, labelled with its name."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=80)
+    else:
+        fig = ax.figure
+    for run in runs:
+        if run.losses:
+            ax.plot(run.steps, run.losses, marker=".", label=run.name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    if any(run.losses for run in runs):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def differing_keys(runs) -> list[str]:
+    """The config keys whose values are not the same in every run (output_dir aside)."""
+    dicts = [run.config.to_dict() for run in runs]
+    keys = [k for k in dicts[0] if k not in ("output_dir", "dialect", "kept")] if dicts else []
+    varying = [k for k in keys if len({json.dumps(d[k], sort_keys=True) for d in dicts}) > 1]
+    return list(dict.fromkeys([*ALWAYS_SHOWN, *varying]))
+
+
+def settings_table(runs) -> str:
+    """An HTML table: run, status, final loss, and the settings that tell the runs apart."""
+    if not runs:
+        return "<i>no runs yet: press Train</i>"
+    keys = differing_keys(runs)
+    best = min((r for r in runs if r.final_loss is not None), key=lambda r: r.final_loss, default=None)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "final loss", *keys])
+    rows = []
+    for run in runs:
+        loss = f"{run.final_loss:.3f}" if run.final_loss is not None else "-"
+        cells = [run.name + (" ★" if run is best else ""), run.status, loss]
+        cells += [getattr(run.config, k) for k in keys]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (f"<table class='ftkit-runs-table'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+class RunsView:
+    """A widget overlaying the loss curves of ``runs``; call :meth:`refresh` after a change."""
+
+    def __init__(self, runs=None):
+        self.runs: list[Run] = list(runs or [])
+        self.plot = widgets.Image(format="png")
+        self.table = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HTML("<b>Runs</b>"), self.plot, self.table])
+        self.widget.add_class("ftkit-runs-view")
+        self.refresh()
+
+    def add(self, run: Run) -> Run:
+        self.runs.append(run)
+        self.refresh()
+        return run
+
+    def best(self) -> Run | None:
+        """The finished run with the lowest final loss."""
+        done = [r for r in self.runs if r.status == "done" and r.final_loss is not None]
+        return min(done, key=lambda r: r.final_loss, default=None)
+
+    def figure(self, title: str = "training loss of every run"):
+        return loss_figure(self.runs, title)
+
+    def refresh(self) -> None:
+        import matplotlib.pyplot as plt
+
+        self.table.value = settings_table(self.runs)
+        if any(run.losses for run in self.runs):
+            # A PNG in an Image widget: shows the same in a browser, in nbval and in a test.
+            fig, buffer = self.figure(), io.BytesIO()
+            fig.savefig(buffer, format="png")
+            plt.close(fig)
+            self.plot.value = buffer.getvalue()
+            self.plot.layout.display = None
+        else:
+            self.plot.layout.display = "none"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
