@@ -1,0 +1,50 @@
+"""Batches without wasted compute: dynamic padding, or padding-free packing.
+
+Taught in lesson 03. ``padding='max_length'`` pads every example to ``max_seq_length``; most
+of the matrix multiplies then work on pad tokens. ftkit pads each batch only to its longest
+example (``DataCollatorForSeq2Seq``), and with ``packing: true`` concatenates the batch into
+one row with restarting ``position_ids`` (``DataCollatorWithFlattening``): no pad at all,
+and the attention mask built from those positions keeps examples from seeing each other.
+"""
+
+from __future__ import annotations
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+
+
+class ModelInputsCollator:
+    """Keep only what the model takes (drop ``length``, ``task``, ``messages``...), then batch."""
+
+    def __init__(self, inner, keys=MODEL_INPUTS):
+        self.inner, self.keys = inner, keys
+
+    def __call__(self, features):
+        return self.inner([{k: f[k] for k in self.keys if k in f} for f in features])
+
+
+def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> ModelInputsCollator:
+    """Pad to the longest example of the batch; pad labels with -100 so they cost no loss."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return ModelInputsCollator(DataCollatorForSeq2Seq(
+        tokenizer, padding="longest", label_pad_token_id=-100,
+        pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"))
+
+
+def packing_collator() -> ModelInputsCollator:
+    """One row per batch, ``position_ids`` restarting at 0 for each example, no padding."""
+    from transformers import DataCollatorWithFlattening
+
+    # The attention mask must be absent: transformers then derives a block-diagonal mask
+    # from the restarting position_ids (examples cannot attend to each other).
+    return ModelInputsCollator(DataCollatorWithFlattening(), keys=("input_ids", "labels"))
+
+
+def make_collator(tokenizer, packing: bool = False) -> ModelInputsCollator:
+    return packing_collator() if packing else padding_collator(tokenizer)
+
+
+def real_tokens(batch) -> int:
+    """Tokens that are not padding: the attention mask's ones, or every token when packed."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
