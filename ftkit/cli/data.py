@@ -1,0 +1,91 @@
+"""``ftkit data validate|inspect|convert``: check, look at and convert data files (lesson 02).
+
+``validate`` exits 0 for a clean file and 2 when any record is bad (``--json`` prints one
+object: format, records, errors); ``inspect`` renders a few examples with the model's chat
+template, its loss mask and token-length statistics; ``convert`` writes another format.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+FORMAT_HELP = "auto (default) or one of: openai, sharegpt, chatglm3, firefly, firefly_csv, " \
+              "alpaca, prompt_completion, multitask, preference, text"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="validate, inspect or convert a data file",
+                                   description=__doc__.split("\n\n")[0])
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def common(sub):
+        sub.add_argument("path", help="data file: .jsonl, .json, .csv, .parquet or .txt")
+        sub.add_argument("--format", default="auto", help=FORMAT_HELP)
+        sub.add_argument("--encoding", default="utf-8", help="text encoding, e.g. gbk (default utf-8)")
+
+    validate = actions.add_parser("validate", help="check every record; exit 2 if any is bad")
+    common(validate)
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.set_defaults(run=run_validate)
+
+    inspect = actions.add_parser("inspect", help="rendered examples, loss masks, token lengths")
+    common(inspect)
+    inspect.add_argument("--model", default=None, help="model whose tokenizer/template to use")
+    inspect.add_argument("--template", default=None, help="named template for a base model")
+    inspect.add_argument("-n", "--num-examples", type=int, default=2)
+    inspect.add_argument("--max-seq-length", type=int, default=512)
+    inspect.set_defaults(run=run_inspect)
+
+    convert = actions.add_parser("convert", help="write the data in another format")
+    common(convert)
+    convert.add_argument("--to", required=True, help="target format (as --format)")
+    convert.add_argument("-o", "--output", required=True,
+                         help="output file; .jsonl, .json, .csv or .parquet picks the container")
+    convert.set_defaults(run=run_convert)
+
+
+def run_validate(args) -> int:
+    from ..data import validate
+
+    report = validate(args.path, args.format, args.encoding)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(report, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 2
+
+
+def run_inspect(args) -> int:
+    from .. import models
+    from ..data import load
+    from ..data.stats import length_stats, suggest_max_seq_length, token_lengths
+    from ..data.templates import render
+    from ..data.tokenize import tokenize_sft
+    from ..plots.data import mask_text
+
+    dataset = load(args.path, args.format, args.encoding)
+    if "chosen" in dataset.column_names:
+        for row in dataset.select(range(min(args.num_examples, len(dataset)))):
+            print(json.dumps(row, ensure_ascii=False, indent=1))
+        return 0
+    tokenizer = models.load_tokenizer(args.model)
+    tokenized = tokenize_sft(dataset, tokenizer, args.max_seq_length, args.template)
+    for i in range(min(args.num_examples, len(tokenized))):
+        print(f"--- example {i}: rendered with the chat template")
+        if "messages" in dataset.column_names:
+            print(render(dataset[i]["messages"], tokenizer, args.template))
+        print(f"--- example {i}: [[learned tokens]], the rest is masked (-100)")
+        print(mask_text(tokenizer, tokenized[i]))
+    lengths = token_lengths(tokenized)
+    print("--- token lengths:", json.dumps(length_stats(lengths)))
+    print(f"suggested max_seq_length (99% of examples whole): {suggest_max_seq_length(lengths)}")
+    return 0
+
+
+def run_convert(args) -> int:
+    from ..data import convert
+
+    out = convert(args.path, args.to, args.output, args.format, args.encoding)
+    print(f"wrote {out}")
+    return 0
