@@ -256,3 +256,13 @@ def read_dialect(path, dialect: str | None = None) -> tuple[dict, dict, str, str
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return raw, origin, text, found
+
+
+def mapping_table(path, dialect: str | None = None) -> list[tuple[str, str, Any]]:
+    """Rows ``(key as written, canonical key, resolved value)``: how a file was read."""
+    from .config import load_config
+
+    raw, origin, _, _ = read_dialect(path, dialect)
+    config = load_config(path, dialect)
+    return [(origin.get(key, key), key, getattr(config, key))
+            for key in raw if key not in ("kept", "dialect")]

@@ -204,10 +204,15 @@ def load_model(
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = {"": pick_device(device)}
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar for a 1-second load is noise in a lesson
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as error:
         raise _not_found(source, error) from None
+    finally:
+        hf_logging.enable_progress_bar()
     if quantization is None:
         model.to(pick_device(device))
     return model
