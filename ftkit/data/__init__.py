@@ -11,11 +11,17 @@ assistant-only labels, packing and length statistics. Taught in lesson 02
 from .convert import convert, convert_records, from_canonical, to_canonical, write_records
 from .formats import FORMATS, Format, canonical_name, detect_record
 from .loading import load
+from .packing import pack, packing_collator, prepare_model_for_packing
 from .report import DataError, Report
+from .stats import length_stats, suggest_max_seq_length, token_lengths
+from .templates import TEMPLATES, render, use_template
+from .tokenize import IGNORE_INDEX, answer_spans, tokenize_messages, tokenize_sft
 from .validate import check_record, validate
 
 __all__ = [
     "FORMATS", "Format", "DataError", "Report", "load", "validate", "check_record",
     "canonical_name", "detect_record", "convert", "convert_records", "to_canonical",
-    "from_canonical", "write_records",
+    "from_canonical", "write_records", "TEMPLATES", "render", "use_template", "IGNORE_INDEX",
+    "answer_spans", "tokenize_messages", "tokenize_sft", "pack", "packing_collator",
+    "prepare_model_for_packing", "length_stats", "suggest_max_seq_length", "token_lengths",
 ]

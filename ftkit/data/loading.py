@@ -67,8 +67,7 @@ def load(path, format: str = "auto", encoding: str = "utf-8", split: str | None 
     fatal = [p for p in problems if p.get("fatal")]
     clean = [{k: v for k, v in p.items() if k != "fatal"} for p in problems]
     if fatal or not good or (problems and on_error == "raise"):
-        why = ("the file has no records" if not problems and not good else
-               f"{len(problems)} problem(s) found" + (" (none of the records is usable)" if not good else ""))
+        why = f"{len(problems)} problem(s) found" + (" (no usable record)" if not good else "")
         raise DataError(f"cannot load {path}: {why}", path, clean)
     rows = [to_canonical(row.record, fmt) for row in good]
     dataset = _select_split(_to_dataset(rows), split, path)

@@ -212,22 +212,41 @@ def _csv_header_problem(header: list, fmt: str) -> dict | None:
             + ",".join(FORMATS[fmt].optional[:1] + FORMATS[fmt].fields)}
 
 
+def _no_format_message(keys: list, container: str) -> str:
+    """Which format the fields come closest to, and what that format still needs."""
+    def overlap(f):
+        spec = FORMATS[f]
+        return (len(set(spec.fields + spec.optional) & set(keys)), -len(spec.fields))
+    closest = max(FORMATS, key=overlap)
+    what = f"its columns are: {','.join(keys)}" if container == "csv" else (
+        f"the first record has: {', '.join(keys)}" if keys else "the first record is not an object")
+    hint = ""
+    if overlap(closest)[0]:
+        missing = [f for f in FORMATS[closest].fields if f not in keys]
+        hint = (f"; closest is {closest}, which also needs {', '.join(missing)}" if missing else "")
+    return (f"no known format matches ({what}){hint}; expected e.g. messages / conversations / "
+            "instruction+output / prompt+chosen+rejected / task+input+output / "
+            "category,human,assistant / text, or name the format with format=...")
+
+
 def check_file(path, format: str = "auto", encoding: str = "utf-8"):
     """``(fmt, good_rows, problems, total)``: the shared work of validate() and load()."""
     rows, problems, container, header = read_rows(path, encoding)
     total = len(rows) + sum(1 for p in problems if not p.get("fatal"))  # unreadable records count
+    if total == 0 and not problems:
+        problems.append({"fatal": True, "message": "the file holds no records"})
     if format and format != "auto":
         fmt = canonical_name(format)
     else:
         fmt, counts = detect_format(rows)
         if fmt is None and rows:
             first = rows[0].record
-            fields = ", ".join(first) if isinstance(first, dict) else _kind(first)
-            problems.append({**rows[0].place, "fatal": True, "message":
-                             f"no known format matches the records (first record has: {fields}); "
-                             "expected e.g. messages / conversations / instruction+output / "
-                             "prompt+chosen+rejected / task+input+output / text, or name "
-                             "the format with format=..."})
+            keys = list(first) if isinstance(first, dict) else []
+            if container == "csv" and header is not None:
+                keys, where = header, {"line": 1}
+            else:
+                where = rows[0].place
+            problems.append({**where, "fatal": True, "message": _no_format_message(keys, container)})
             return None, [], problems, total
     if fmt is not None and container == "csv" and header is not None:
         problem = _csv_header_problem(header, fmt)
@@ -261,7 +280,5 @@ def validate(path, format: str = "auto", encoding: str = "utf-8") -> Report:
         if not path.is_file() or not error.errors:
             raise
         return Report(str(path), None if format == "auto" else format, 0, error.errors, 0)
-    if total == 0 and not problems:
-        problems = [{"message": "the file holds no records"}]
     clean = [{k: v for k, v in p.items() if k != "fatal"} for p in problems]
     return Report(str(path), fmt, len(good), clean, total)
