@@ -9,6 +9,7 @@ leaves alone (embeddings, the tied output head, norms) keep ``rest_dtype``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -53,8 +54,11 @@ def quantization_config(name: str, int8_threshold: float = 6.0):
 def load_variant(name: str, model_name: str | None = None, device: str | None = None,
                  int8_threshold: float = 6.0):
     """The model in one of the :data:`VARIANTS`, in eval mode."""
-    rest_dtype = VARIANTS[name][0] if name in VARIANTS else None
     config = quantization_config(name, int8_threshold)
+    rest_dtype = VARIANTS[name][0]
+    if name == "int8":
+        # On CPU, LLM.int8 casts bf16 inputs to fp16 and logs it at every matmul.
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     return models.load_model(model_name, dtype=rest_dtype, device=device, quantization=config).eval()
 
 
