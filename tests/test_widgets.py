@@ -169,11 +169,12 @@ def test_settings_table_shows_only_what_differs_plus_the_basics():
 
 
 def test_a_run_reads_back_from_trainer_state(tmp_path):
-    state = {"log_history": [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0},
+    state = {"log_history": [{"step": 1, "loss": 2.5, "learning_rate": 1e-4}, {"step": 2, "loss": 2.0, "learning_rate": 5e-5},
                              {"step": 2, "train_runtime": 1.0}]}
     (tmp_path / "trainer_state.json").write_text(json.dumps(state))
     run = Run.from_output_dir(tmp_path, name="old")
     assert (run.name, run.steps, run.losses, run.status) == ("old", [1, 2], [2.5, 2.0], "done")
+    assert run.learning_rates == [1e-4, 5e-5]
 
 
 def test_recorder_logs_losses_and_moves_the_progress_bar():
@@ -190,6 +191,7 @@ def test_recorder_logs_losses_and_moves_the_progress_bar():
     callback.on_log(args, state, TrainerControl(), logs={"loss": 1.25, "learning_rate": 1e-4})
     callback.on_log(args, state, TrainerControl(), logs={"train_runtime": 3.0})
     assert progress.value == 2 and (run.steps, run.losses) == ([2], [1.25]) and seen == [run]
+    assert run.learning_rates == [1e-4]
 
 
 def test_chat_panel_reports_a_wrong_adapter_folder(tmp_path):

@@ -29,6 +29,8 @@ class Run:
     config: RunConfig
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)  # logged with each loss
+    summary: dict = field(default_factory=dict)  # run_summary.json of a finished run
     seconds: float | None = None
     status: str = "running"  # running | done | failed
 
@@ -52,9 +54,10 @@ class Run:
 
             raise FtkitError(f"{folder} holds no trainer_state.json: not a finished training run")
         log = json.loads(states[-1].read_text())["log_history"]
-        points = [(entry["step"], entry["loss"]) for entry in log if "loss" in entry]
+        rows = [entry for entry in log if "loss" in entry]
         return cls(name or folder.name, config or RunConfig(output_dir=str(folder)),
-                   [s for s, _ in points], [l for _, l in points], status="done")
+                   [r["step"] for r in rows], [r["loss"] for r in rows],
+                   [r["learning_rate"] for r in rows if "learning_rate" in r], status="done")
 
 
 def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = None):
@@ -78,6 +81,8 @@ def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = No
             if logs and "loss" in logs:
                 run.steps.append(state.global_step)
                 run.losses.append(float(logs["loss"]))
+                if "learning_rate" in logs:
+                    run.learning_rates.append(float(logs["learning_rate"]))
                 if on_update is not None:
                     on_update(run)
 

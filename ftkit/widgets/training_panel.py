@@ -156,6 +156,7 @@ class TrainingPanel:
         self.namespace = widgets.Combobox(value=namespace, description="Namespace",
                                           options=groups.list_namespaces() or [namespace])
         self.group_name = widgets.Combobox(description="Group", ensure_option=False)
+        self.group_name.add_class("ftkit-group-name")
         self.namespace.observe(lambda _: self._list_groups(), names="value")
         self._list_groups()
         self.load_button = widgets.Button(description="Load")
@@ -325,7 +326,8 @@ class TrainingPanel:
         try:
             # Inside a kernel, finetune's live loss plot and its messages land in this Output.
             with self.loss_plot:
-                finetune(config, callbacks=[recorder(run, progress=self.progress)])
+                result = finetune(config, callbacks=[recorder(run, progress=self.progress)])
+            run.summary = result.summary  # the trained model itself is not kept: memory
         except FtkitError as error:
             run.status = "failed"
             self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
