@@ -52,3 +52,12 @@ def require_deepspeed(cfg) -> None:
             "machine): on a GPU machine run `pip install deepspeed`, then launch with "
             "`deepspeed --num_gpus N -m ftkit train CONFIG` or torchrun. On this machine remove "
             "the deepspeed key (plain DDP under torchrun needs no DeepSpeed).") from None
+
+
+def all_reduce_sum(tensor):
+    """Sum a tensor over every process in place (per-task loss sums); alone, nothing to do."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
