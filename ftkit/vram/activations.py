@@ -130,7 +130,7 @@ def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_le
     common = dict(lora=lora, lora_rank=lora_rank, lora_dropout=lora_dropout, dtype=act_dtype,
                   autocast=autocast and method != "qlora", residual_bytes=R, kv_len_ratio=ratio,
                   seq_len=tokens_per_seq, attn=attn, device=device,
-                  expand_kv=method in ("prefix", "prompt", "ptuning"))
+                  expand_kv=method == "prefix")
     per_token = sum(n * b for _, n, b in layer_terms(arch, weights_trainable=W, **common))
     layers = arch.layers
     if method == "freeze":

@@ -73,8 +73,10 @@ def optimizer_bytes(optimizer) -> int:
 
 
 def _is_weight_copy(tensor) -> bool:
-    """A 16-bit copy autocast made of a parameter (``ToCopy`` straight from a leaf)."""
+    """A 16-bit copy autocast made of a parameter: ``ToCopy`` of a leaf (maybe transposed)."""
     fn = tensor.grad_fn
+    while fn is not None and fn.name() in ("TBackward0", "TransposeBackward0", "PermuteBackward0"):
+        fn = fn.next_functions[0][0] if fn.next_functions else None
     if fn is None or fn.name() != "ToCopyBackward0" or not fn.next_functions:
         return False
     source = fn.next_functions[0][0]
