@@ -22,7 +22,11 @@ TINY = dict(stage="sft", method="lora", train_file=str(DATA_DIR / "identity.json
             max_samples=8, max_seq_length=48, lora_rank=4, lora_dropout=0.0,
             per_device_train_batch_size=1, max_steps=3, learning_rate=1e-3,
             lr_scheduler_type="constant", logging_steps=1, save_strategy="no",
-            report_to=["none"], disable_tqdm=True, plot_loss=False, overwrite_output_dir=True)
+            report_to=["none"], disable_tqdm=True, plot_loss=False, overwrite_output_dir=True,
+            # Trainer sets up DDP between CPU processes only with use_cpu (see
+            # ftkit.train.distributed.cpu_processes_need_flag); train_dpo / train_multitask set
+            # it themselves, finetune will once it calls that function too.
+            use_cpu=True)
 # Relative difference allowed between the two trajectories: float32 sums taken in another
 # order (all-reduce vs accumulation) differ around 1e-6; Adam keeps that small over 3 steps.
 TOLERANCE = 1e-3

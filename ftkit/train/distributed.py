@@ -61,3 +61,12 @@ def all_reduce_sum(tensor):
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def cpu_processes_need_flag(use_cpu: bool) -> bool:
+    """True when torchrun started several processes on a machine without a GPU and the
+    config does not say ``use_cpu``: Trainer would then set up no DDP at all and every
+    process would train alone on all the data (world_size 1 each). ftkit sets use_cpu."""
+    import torch
+
+    return world_size() > 1 and not use_cpu and not torch.cuda.is_available()

@@ -63,6 +63,8 @@ def dpo_arguments(cfg) -> DPOConfig:
     import torch
 
     args = cfg.training_arguments()
+    if distributed.cpu_processes_need_flag(cfg.use_cpu):
+        args["use_cpu"] = True  # DDP over gloo between CPU processes
     check_precision(cfg, args)
     distributed.require_deepspeed(cfg)
     args.update(
@@ -72,6 +74,7 @@ def dpo_arguments(cfg) -> DPOConfig:
         # full / freeze: score the reference once before training instead of keeping a copy
         precompute_ref_log_probs=cfg.method in ("full", "freeze"),
         logging_first_step=True,
+        prediction_loss_only=True,  # else TRL recomputes the logits of every eval batch
         dataloader_pin_memory=torch.cuda.is_available(),
         activation_checkpointing_kwargs={"use_reentrant": False},
     )

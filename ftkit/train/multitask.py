@@ -312,7 +312,11 @@ def train_multitask(config=None, *, model=None, tokenizer=None, callbacks=(), ve
     if cfg.packing:
         print("ftkit: packing is off for multi-task runs: each row must belong to one task.")
     distributed.require_deepspeed(cfg)
-    args = _training_arguments(cfg, packing=False)
+    # DDP over gloo between CPU processes needs use_cpu, or each process trains alone.
+    args_cfg = cfg.model_copy(update={"use_cpu": True}) \
+        if distributed.cpu_processes_need_flag(cfg.use_cpu) else cfg
+    args = _training_arguments(args_cfg, packing=False)
+    args.prediction_loss_only = True  # evaluation needs losses, never the full logits tensors
     out = _prepare_output_dir(cfg)
     tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     train_set, eval_set, tasks, weights, counts = prepare_tasks(cfg, tokenizer)
