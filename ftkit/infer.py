@@ -1,7 +1,8 @@
-"""Talk to a model: one answer, a chat turn, base vs tuned side by side.
+"""Talk to a model: one answer, a chat turn, base vs tuned side by side; adapters and perplexity.
 
 Taught in lessons 00 and 04. Generation is greedy by default, so an answer is the same on
-every run and a lesson can assert on it.
+every run and a lesson can assert on it. After training: :func:`load_adapter`,
+:func:`merge_adapter` (LoRA folded into the weights) and :func:`perplexity`.
 """
 
 from __future__ import annotations
@@ -34,3 +35,125 @@ def chat(model, tokenizer, prompt_or_messages, max_new_tokens: int = 64,
         )
     new_tokens = output[0, inputs["input_ids"].shape[1]:]
     return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+
+def side_by_side(model, tokenizer, prompts, base=None, max_new_tokens: int = 64,
+                 system: str | None = None, show: bool = True) -> list[dict]:
+    """Answers of the base model and the tuned one to the same prompts, as rows.
+
+    ``base`` is a second model; left out, a peft model answers twice, once with its
+    adapter switched off (``disable_adapter``), so no second copy of the weights is needed.
+    """
+    import contextlib
+
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if base is None and not hasattr(model, "disable_adapter"):
+        raise TypeError("side_by_side needs base= unless the tuned model is a peft model")
+    rows = []
+    for prompt in prompts:
+        switch = model.disable_adapter() if base is None else contextlib.nullcontext()
+        with switch:
+            before = chat(base if base is not None else model, tokenizer, prompt,
+                          max_new_tokens, system=system)
+        after = chat(model, tokenizer, prompt, max_new_tokens, system=system)
+        rows.append({"prompt": prompt, "base": before, "tuned": after})
+    if show:
+        for row in rows:
+            print(f"Q: {row['prompt']}\n  base : {row['base']}\n  tuned: {row['tuned']}")
+    return rows
+
+
+def _adapter_config(adapter_dir) -> dict:
+    import json
+    from pathlib import Path
+
+    from .errors import ModelNotFoundError
+
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.exists():
+        raise ModelNotFoundError(f"{adapter_dir} holds no adapter_config.json: not a PEFT adapter "
+                                 "folder (a run's output_dir with a LoRA/prompt method is one)")
+    return json.loads(path.read_text())
+
+
+def load_adapter(adapter_dir, base: str | None = None, dtype="float32", device=None,
+                 quantization=None, is_trainable: bool = False):
+    """``(model, tokenizer)``: the base model with the trained adapter on top.
+
+    Equivalent to peft's ``AutoPeftModelForCausalLM.from_pretrained(adapter_dir)`` (seed 002),
+    but the base is resolved the ftkit way, so embedded short names and cached folders work.
+    """
+    from pathlib import Path
+
+    from peft import PeftModel
+
+    from . import models
+
+    base = base or _adapter_config(adapter_dir).get("base_model_name_or_path")
+    model = models.load_model(base, dtype=dtype, device=device, quantization=quantization)
+    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=is_trainable)
+    has_tokenizer = (Path(adapter_dir) / "tokenizer_config.json").exists()
+    tokenizer = models.load_tokenizer(str(adapter_dir) if has_tokenizer else base)
+    return model, tokenizer
+
+
+def merge_adapter(adapter_dir, out_dir, base: str | None = None, dtype="float32"):
+    """Fold a LoRA adapter into the base weights (W + (alpha/r)·B·A) and save a plain model.
+
+    The folder ``out_dir`` then loads with ``AutoModelForCausalLM`` (or ``ftkit chat
+    --model``) without peft. Returns its path.
+    """
+    from pathlib import Path
+
+    from .errors import FtkitError
+
+    config = _adapter_config(adapter_dir)
+    if config.get("peft_type") != "LORA":
+        raise FtkitError(f"{adapter_dir} is a {config.get('peft_type')} adapter: only LoRA merges "
+                         "into the weights; prompt methods keep their virtual tokens apart.")
+    model, tokenizer = load_adapter(adapter_dir, base=base, dtype=dtype)
+    merged = model.merge_and_unload()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _texts(texts, tokenizer) -> list[str]:
+    """Plain strings from strings, ``{"text": ...}`` rows or ``{"messages": [...]}`` rows."""
+    out = []
+    for item in ([texts] if isinstance(texts, str) else texts):
+        if isinstance(item, str):
+            out.append(item)
+        elif "messages" in item:
+            out.append(tokenizer.apply_chat_template(item["messages"], tokenize=False))
+        else:
+            out.append(item["text"])
+    return out
+
+
+def perplexity(model, tokenizer, texts, max_length: int = 512) -> float:
+    """exp(mean negative log-likelihood per predicted token) over ``texts`` (lower is better).
+
+    Token-weighted over the whole set, so a long text counts for its length; each text is
+    scored alone (no padding), truncated to ``max_length`` tokens.
+    """
+    import math
+
+    import torch
+
+    total_nll, total_tokens = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for text in _texts(texts, tokenizer):
+            ids = tokenizer(text, return_tensors="pt", truncation=True,
+                            max_length=max_length)["input_ids"].to(model.device)
+            if ids.shape[1] < 2:
+                continue
+            loss = model(input_ids=ids, labels=ids).loss  # mean over ids.shape[1] - 1 targets
+            total_nll += float(loss) * (ids.shape[1] - 1)
+            total_tokens += ids.shape[1] - 1
+    model.train(was_training)
+    return math.exp(total_nll / total_tokens)

@@ -9,8 +9,9 @@ def register(subparsers) -> None:
         description="Chat with a model. Without --prompt, a REPL: type 'q' or Ctrl-D to leave.",
     )
     parser.add_argument("--model", default=None,
-                        help="hub name, local folder or embedded short name (default: smollm2-135m-instruct)")
-    parser.add_argument("--adapter", default=None, help="folder of a trained PEFT adapter")
+                        help="hub name, local folder or embedded short name (default: smollm2-135m-instruct; "
+                             "with --adapter: the adapter's own base model)")
+    parser.add_argument("--adapter", default=None, help="folder of a trained PEFT adapter (a run's output_dir)")
     parser.add_argument("--prompt", default=None, help="ask one question, print the answer, exit")
     parser.add_argument("--system", default=None, help="system message")
     parser.add_argument("--max-new-tokens", type=int, default=128)
@@ -19,21 +20,11 @@ def register(subparsers) -> None:
 
 def load_for_chat(model_name, adapter):
     from .. import models
+    from ..infer import load_adapter
 
     if adapter is None:
         return models.load(model_name)
-    from ..errors import ModelNotFoundError
-    from pathlib import Path
-
-    if not (Path(adapter) / "adapter_config.json").exists():
-        raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: not a PEFT adapter folder")
-    from peft import PeftModel
-    import json
-
-    base = model_name or json.loads((Path(adapter) / "adapter_config.json").read_text()).get(
-        "base_model_name_or_path")
-    model, tokenizer = models.load(base)
-    return PeftModel.from_pretrained(model, adapter), tokenizer
+    return load_adapter(adapter, base=model_name)
 
 
 def run(args) -> int:

@@ -131,9 +131,19 @@ def check_precision(cfg, args: dict) -> None:
 _TOKENIZED: dict[tuple, tuple] = {}
 
 
+def data_path(name: str | None) -> str | None:
+    """A data file as given, or else inside the repository (so notebooks/ finds data/...)."""
+    from ..paths import REPO_ROOT
+
+    if name is None or Path(name).exists() or Path(name).is_absolute():
+        return name
+    bundled = REPO_ROOT / name
+    return str(bundled) if bundled.exists() else name
+
+
 def _data_key(cfg, tokenizer) -> tuple:
     files = []
-    for name in (cfg.train_file, cfg.val_file):
+    for name in (data_path(cfg.train_file), data_path(cfg.val_file)):
         path = Path(name) if name else None
         files.append((str(path.resolve()), path.stat().st_mtime) if path and path.exists() else name)
     return (*files, tokenizer.name_or_path, len(tokenizer), cfg.template, cfg.max_seq_length,
@@ -150,10 +160,10 @@ def prepare_datasets(cfg, tokenizer):
     key = _data_key(cfg, tokenizer)
     if key in _TOKENIZED:
         return _TOKENIZED[key]
-    train = data.load(cfg.train_file, format=cfg.data_format)
+    train = data.load(data_path(cfg.train_file), format=cfg.data_format)
     if cfg.max_samples:
         train = train.select(range(min(cfg.max_samples, len(train))))
-    evaluation = data.load(cfg.val_file, format=cfg.data_format) if cfg.val_file else None
+    evaluation = data.load(data_path(cfg.val_file), format=cfg.data_format) if cfg.val_file else None
     if evaluation is None and cfg.val_size:
         split = train.train_test_split(test_size=cfg.val_size, seed=cfg.seed)
         train, evaluation = split["train"], split["test"]
