@@ -109,3 +109,12 @@ def test_multitask_run_reports_loss_per_task(tmp_path):
     assert any(key.startswith("task_weight/") for row in logged for key in row)
     for name in ("adapter_model.safetensors", "run_config.yaml", "training_loss.png"):
         assert (tmp_path / name).exists(), name
+
+
+def test_shipped_multitask_config_is_recognised_as_multitask():
+    from ftkit.config import load_config
+    from ftkit.paths import CONFIGS_DIR
+    from ftkit.train.multitask import is_multitask
+
+    assert is_multitask(load_config(CONFIGS_DIR / "multitask.yaml"))
+    assert not is_multitask(load_config(CONFIGS_DIR / "lora.yaml"))

@@ -42,6 +42,12 @@ from .summary import build_summary, write_summary
 # ---------------------------------------------------------------------------- data
 
 
+def is_multitask(cfg) -> bool:
+    """True when a config asks for mixing or task weighting (``finetune`` dispatches on it)."""
+    return bool(cfg.task_weights or cfg.mix_strategy != "concat"
+                or cfg.task_loss_weighting != "none" or "," in (cfg.train_file or ""))
+
+
 def _read_tasks(cfg, files: str | None) -> dict:
     """``{task: canonical Dataset}`` from one file with a task column, or several files."""
     from .. import data
