@@ -231,3 +231,18 @@ def test_default_model_lora_step_matches_estimate():
     for name in ("weights", "gradients", "optimizer", "logits"):
         assert predicted.bytes[name] == measured.bytes[name], name
     assert predicted.bytes["activations"] == pytest.approx(measured.bytes["activations"], rel=0.05)
+
+
+def test_vram_panel_redraws_on_every_control():
+    from ftkit.widgets.vram_panel import VramPanel
+
+    panel = VramPanel(model="llama-2-7b", method="qlora")
+    before = panel.estimate.total_bytes
+    panel.controls["batch_size"].value = 4
+    assert panel.estimate.total_bytes > before and "GiB" in panel.verdict.value
+    panel.controls["method"].value = "full"
+    panel.controls["gpus"].value = 1
+    panel.controls["zero"].value = 3  # impossible on one GPU: the message, no chart
+    assert panel.estimate is None and "gpus &gt;= 2" in panel.verdict.value
+    panel.controls["gpus"].value = 8
+    assert panel.estimate.settings["zero"] == 3 and "fits on" in panel.verdict.value

@@ -95,9 +95,9 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
 
 
 def _per_layer_lora(arch: Architecture, targets) -> dict:
-    from .estimate import lora_targets
+    from .estimate import lora_modules
 
-    chosen = lora_targets(arch, targets)
+    chosen = lora_modules(arch, targets)
     first = {}
     for name, shape in chosen.items():
         if ".0." in name or name.split(".")[-2] == "0":

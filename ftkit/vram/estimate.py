@@ -103,7 +103,7 @@ def _check(method, bits, batch_size, seq_len, optim, gpus, zero, offload, lora_r
         raise ConfigError(f"attn must be sdpa, eager or flash_attention_2, got {attn!r}")
 
 
-def lora_targets(arch: Architecture, targets="all-linear") -> dict[str, tuple[int, int]]:
+def lora_modules(arch: Architecture, targets="all-linear") -> dict[str, tuple[int, int]]:
     """The linear modules LoRA adapts -> (in, out). ``all-linear``/``all`` = every linear but the head."""
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
@@ -130,7 +130,7 @@ def trainable_tensors(arch: Architecture, method: str, *, lora_rank=8, lora_targ
         return [t.shape for t in arch.tensors if t.layer is not None and t.layer >= first]
     if method in ("lora", "qlora"):
         shapes = []
-        for fan_in, fan_out in lora_targets(arch, lora_targets_).values():
+        for fan_in, fan_out in lora_modules(arch, lora_targets_).values():
             shapes += [(lora_rank, fan_in), (fan_out, lora_rank)]
         return shapes
     p, d = num_virtual_tokens, arch.hidden
@@ -320,8 +320,7 @@ def estimate_for_config(run_config, model=None, **overrides) -> Estimate:
     source = model if model is not None else get("model_name_or_path")
     if source is not None and hasattr(source, "config") and hasattr(source, "parameters"):
         source = _base_config(source)
-    if source is None or (isinstance(source, str) and source.lower() == "smollm2-135m-instruct"):
-        source = source or "smollm2-135m"
+    source = source if source is not None else "smollm2-135m"
     method = get("method", "lora")
     dtype = "bfloat16" if get("bf16") else "float16" if get("fp16") else "float32"
     targets = get("lora_target", ["all-linear"])

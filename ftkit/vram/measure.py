@@ -83,6 +83,18 @@ def _is_weight_copy(tensor) -> bool:
     return source is not None and source.name() == "torch::autograd::AccumulateGrad"
 
 
+def _logical_numel(param) -> int:
+    """Parameter count of a tensor; a packed 4-bit weight counts its unpacked shape."""
+    state = getattr(param, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    if shape is not None:
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+    return param.numel()
+
+
 class _Saved:
     """What autograd keeps instead of a saved tensor; tells the meter when it is freed."""
 
@@ -249,7 +261,7 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
     return Measurement(
-        params_total=sum(p.numel() for p in model.parameters()),
+        params_total=sum(_logical_numel(p) for p in model.parameters()),
         params_trainable=sum(p.numel() for p in trainable),
         bytes=result,
         cuda_max_allocated=peak,

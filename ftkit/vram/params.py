@@ -169,7 +169,8 @@ def _meta_tensors(config: dict) -> tuple[list[ParamTensor], bool]:
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.pytorch_utils import Conv1D
 
-    fields = {k: v for k, v in config.items() if k not in ("model_type", "auto_map", "architectures")}
+    skip = ("model_type", "auto_map", "architectures", "quantization_config")
+    fields = {k: v for k, v in config.items() if k not in skip}
     hf_config = AutoConfig.for_model(config["model_type"], **fields)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config)
