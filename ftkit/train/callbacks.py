@@ -95,7 +95,7 @@ class MemoryMeter(TrainerCallback):
     def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.parts or model is None:
             return  # the parts do not change after the first step
-        from ..vram.measure import grad_bytes, optimizer_bytes, param_bytes
+        from ..vram import grad_bytes, optimizer_bytes, param_bytes
 
         self.parts = {"weights": param_bytes(model), "gradients": grad_bytes(model)}
         if optimizer is not None:

@@ -86,7 +86,7 @@ class FtkitTrainer(Trainer):
 
 def _activation_meter():
     try:
-        from ..vram.measure import ActivationMeter
+        from ..vram import ActivationMeter
     except ImportError:
         return None
     return ActivationMeter
@@ -160,10 +160,10 @@ def prepare_datasets(cfg, tokenizer):
     key = _data_key(cfg, tokenizer)
     if key in _TOKENIZED:
         return _TOKENIZED[key]
-    train = data.load(data_path(cfg.train_file), format=cfg.data_format)
+    train = data.load(data_path(cfg.train_file), format=cfg.data_format, encoding=cfg.encoding)
     if cfg.max_samples:
         train = train.select(range(min(cfg.max_samples, len(train))))
-    evaluation = data.load(data_path(cfg.val_file), format=cfg.data_format) if cfg.val_file else None
+    evaluation = data.load(data_path(cfg.val_file), format=cfg.data_format, encoding=cfg.encoding) if cfg.val_file else None
     if evaluation is None and cfg.val_size:
         split = train.train_test_split(test_size=cfg.val_size, seed=cfg.seed)
         train, evaluation = split["train"], split["test"]
@@ -181,12 +181,6 @@ def _tokenize(cfg, tokenizer, dataset):
     tokenized = data.tokenize_sft(dataset, tokenizer, cfg.max_seq_length, template=cfg.template,
                                   max_input_length=cfg.max_input_length,
                                   max_output_length=cfg.max_output_length)
-    # An example whose answer was cut off entirely has no label to learn: drop it.
-    keep = [i for i, labels in enumerate(tokenized["labels"]) if any(t != -100 for t in labels)]
-    if len(keep) < len(tokenized):
-        print(f"ftkit: {len(tokenized) - len(keep)} of {len(tokenized)} examples have no answer "
-              f"tokens left after truncation to {cfg.max_seq_length}; skipped.")
-        tokenized = tokenized.select(keep)
     if "length" not in tokenized.column_names:  # for group_by_length, read without decoding
         tokenized = tokenized.add_column("length", [len(ids) for ids in tokenized["input_ids"]])
     return tokenized

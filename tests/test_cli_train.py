@@ -1,0 +1,67 @@
+"""``ftkit train`` on every shipped config (a few steps: the loss falls), ``ftkit merge``,
+``ftkit chat --adapter``, and input errors that exit with status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ftkit.cli import main
+from ftkit.paths import CONFIGS_DIR
+
+CONFIGS = ["lora", "qlora", "ptuning_v2", "ptuning", "prompt_tuning", "full", "freeze"]
+# The same 4 examples every step, so each step's loss is measured on the batch just learned.
+FAST = ["max_steps=4", "max_samples=4", "per_device_train_batch_size=4", "val_size=0",
+        "eval_strategy=no", "save_strategy=no", "max_seq_length=64", "disable_tqdm=true",
+        "plot_loss=false", "warmup_steps=0"]
+
+
+def train(config, tmp_path, *extra):
+    out = tmp_path / config
+    sets = [f"--set={item}" for item in FAST + [f"output_dir={out}", *extra]]
+    assert main(["train", str(CONFIGS_DIR / f"{config}.yaml"), *sets]) == 0
+    return out, json.loads((out / "run_summary.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_shipped_config_trains_and_its_loss_falls(config, tmp_path):
+    # packing on: LoRA, QLoRA, full and freeze pack; the prompt methods fall back to padding.
+    out, summary = train(config, tmp_path, "packing=true")
+    method = {"ptuning_v2": "prefix", "prompt_tuning": "prompt"}.get(config, config)
+    assert summary["method"] == method and summary["steps"] == 4
+    assert summary["packing"] == (method not in ("prefix", "ptuning", "prompt"))
+    assert summary["last_loss"] < summary["first_loss"], summary
+
+
+@pytest.mark.slow
+def test_merge_and_chat_commands(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    out, _ = train("lora", tmp_path)
+    assert main(["merge", "--adapter", str(out), "-o", str(tmp_path / "merged")]) == 0
+    AutoModelForCausalLM.from_pretrained(tmp_path / "merged")  # a plain model folder, no peft
+    assert main(["chat", "--adapter", str(out), "--prompt", "Who are you?", "--max-new-tokens", "8"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ftkit", *args], capture_output=True, text=True)
+
+
+def test_bad_value_exits_2_naming_the_field():
+    done = run_cli("train", str(CONFIGS_DIR / "lora.yaml"), "--set", "lora_rank=zero")
+    assert done.returncode == 2 and "lora_rank" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_key_and_missing_file_exit_2():
+    done = run_cli("train", str(CONFIGS_DIR / "lora.yaml"), "--set", "learning_rat=1e-4")
+    assert done.returncode == 2 and "learning_rate" in done.stderr  # the "did you mean" hint
+    done = run_cli("train", "no/such/config.yaml")
+    assert done.returncode == 2 and "no such config file" in done.stderr
+
+
+def test_merge_of_a_folder_without_adapter_exits_2(tmp_path):
+    done = run_cli("merge", "--adapter", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert done.returncode == 2 and "adapter_config.json" in done.stderr
