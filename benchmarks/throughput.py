@@ -53,6 +53,8 @@ VARIANTS = {
     "packing": {"packing": True},
     "packing+bf16": {"packing": True, "bf16": True},
     "group_by_length+bf16": {"group_by_length": True, "bf16": True},
+    # FtkitTrainer measures activation memory on its first steps (saved-tensor hooks): its cost.
+    "packing+bf16-no_meter": {"packing": True, "bf16": True, "_measure_steps": 0},
 }
 
 
@@ -191,11 +193,20 @@ def run_ftkit(cfg, train_file: Path, workdir: Path, meter: Meter, name: str = "f
     config = dict(train_file=str(train_file), output_dir=str(workdir / name), save_strategy="no",
                   plot_loss=False, disable_tqdm=True, logging_steps=5, **shared)
     config.update(overrides)
+    measure_steps = config.pop("_measure_steps", None)
     model = None
     if config.get("packing"):  # packed rows need the KV cache off, or examples attend to each other
         model = methods.load_base_model(config)
         data.prepare_model_for_packing(model)
-    result = finetune(config, model=model, callbacks=[meter], verbose=False)
+    from ftkit.train.run import FtkitTrainer
+
+    default_steps = FtkitTrainer.measure_steps
+    if measure_steps is not None:
+        FtkitTrainer.measure_steps = measure_steps
+    try:
+        result = finetune(config, model=model, callbacks=[meter], verbose=False)
+    finally:
+        FtkitTrainer.measure_steps = default_steps
     return result.trainer, result.model
 
 
@@ -270,6 +281,34 @@ def benchmark(n_examples: int | None = None, ftkit_overrides: dict | None = None
     }
 
 
+def markdown(result: dict) -> str:
+    """The ``## Throughput`` section of RESULTS.md for one result."""
+    lines = [f"`{result['command']}` on {result['machine']}, {result['date']}; "
+             f"{result['examples']} conversations, one epoch, shared settings "
+             f"`{json.dumps(result['settings'])}`; load average at each start in the table, "
+             f"{result['load_average_end'][0]} at the end (a shared machine: read the ratios).", "",
+             "| pipeline | real tokens | tokens/s | x naive | x TRL | steps | last loss | answer loss | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    naive, trl = result["pipelines"]["naive"], result["pipelines"]["trl"]
+    for name, run in result["pipelines"].items():
+        speed = run["tokens_per_second"]
+        lines.append(f"| {name} | {run['real_tokens']} | {speed:.1f} | "
+                     f"{speed / naive['tokens_per_second']:.2f} | {speed / trl['tokens_per_second']:.2f} | "
+                     f"{run['steps']} | {run['last_loss']:.3f} | {run['answer_loss']:.3f} | "
+                     f"{run['peak_rss_mb']:.0f} |")
+    lines += ["", f"**ratio_vs_naive = {result['ratio_vs_naive']}** (target >= 2.0), "
+              f"**ratio_vs_trl = {result['ratio_vs_trl']}** (target >= 1.0)."]
+    if "ceiling" in result:
+        c = result["ceiling"]
+        lines += ["", f"Ceiling (model-shaped torch.matmul, median / best of 21): fp32 {c['fp32_gflops']} / "
+                  f"{c['fp32_peak_gflops']} GFLOP/s, bf16 {c['bf16_gflops']} / {c['bf16_peak_gflops']} "
+                  "GFLOP/s. Training FLOP/s (LoRA: 4N + 6N_A per real token, +2N with checkpointing) "
+                  "over the median ceiling of its dtype: " + ", ".join(
+                      f"{name} {f['gflops']} GFLOP/s = {100 * f['of_ceiling']:.0f}% of {f['ceiling']}"
+                      for name, f in result["flops_fraction"].items()) + "."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     from ftkit.config import parse_overrides
 
@@ -286,7 +325,14 @@ def main(argv=None) -> int:
                         help="max_seq_length of every pipeline (the naive one pads to it)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--ceiling", action="store_true", help="also measure the matmul ceiling")
+    parser.add_argument("--write", action="store_true", help="replace '## Throughput' in RESULTS.md")
+    parser.add_argument("--from-json", metavar="PATH", help="write RESULTS.md from a saved --json output")
     args = parser.parse_args(argv)
+    if args.from_json:
+        from course_runtime import write_section
+
+        write_section(markdown(json.loads(Path(args.from_json).read_text())), section="## Throughput")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = None
@@ -304,6 +350,10 @@ def main(argv=None) -> int:
 
         result["ceiling"] = ceiling()
         result["flops_fraction"] = training_flops_fraction(result, result["ceiling"])
+    if args.write:
+        from course_runtime import write_section
+
+        write_section(markdown(result), section="## Throughput")
     if args.json:
         print(json.dumps(result, indent=1))
     else:
