@@ -107,7 +107,8 @@ def test_zero_partitions_states_over_gpus():
     assert z2.bytes["gradients"] == 2 * n // 4
     assert z3.bytes["weights"] == 2 * n // 4
     off = vram.estimate("llama-2-7b", "full", gpus=1, zero=3, offload=True)
-    assert off.bytes["optimizer"] == 0 and off.bytes["weights"] == 0 and off.cpu_bytes > 14 * n
+    assert off.bytes["optimizer"] == off.bytes["weights"] == off.bytes["gradients"] == 0
+    assert off.cpu_bytes > 16 * n and off.bytes["amp_weight_copies"] == 0
 
 
 def test_quantized_weights_follow_bitsandbytes_layout():

@@ -167,7 +167,7 @@ def optimizer_state_bytes(shapes, optim: str, param_bytes: int) -> int:
             total += n * param_bytes + 4
         elif optim == "adafactor":  # factored second moment, no first moment (beta1=None)
             factored = _numel(shape[:-1]) + _numel(shape[:-2] + shape[-1:])
-            total += (factored if len(shape) >= 2 else n) * param_bytes
+            total += (factored if len(shape) >= 2 else n) * param_bytes + 4  # + a float32 RMS
     if optim in ("adamw_8bit", "paged_adamw_8bit", "adamw_bnb_8bit") and shapes:
         total += 2 * 256 * 4  # the shared 8-bit quantization maps
     return total
@@ -263,15 +263,17 @@ def estimate(model, method: str = "lora", *, batch_size: int = 1, seq_len: int =
             gradients //= gpus
         if zero == 3:
             weights //= gpus
-        if offload:
-            cpu += optimizer
-            optimizer = 0
+        if offload:  # ZeRO-Offload: optimizer states and gradients live in CPU memory
+            cpu += optimizer + gradients
+            optimizer = gradients = 0
             if zero == 3:
                 cpu += weights
                 weights = 0
     elif gpus > 1:
         extra["ddp_buckets"] = gradients  # DDP reduces gradients through a flat copy of them
 
+    if zero:
+        autocast = False  # DeepSpeed holds the model in 16 bits and computes without autocast
     acts = activation_bytes(arch, method, batch_size=batch_size, seq_len=seq_len, dtype=dtype,
                             autocast=autocast, gradient_checkpointing=gradient_checkpointing,
                             attn=attn, lora_rank=lora_rank, lora_targets_=lora_targets,

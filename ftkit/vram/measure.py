@@ -212,9 +212,15 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
         raise ValueError("the model has no trainable parameters: nothing to measure a step of")
     if optimizer is None:
         optimizer = torch.optim.AdamW(trainable, lr=1e-5)
-    if getattr(model, "is_gradient_checkpointing", False):
+    checkpointing = getattr(model, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = getattr(model, "is_gradient_checkpointing", False)
+    if checkpointing:
         # Reentrant checkpointing saves layer inputs through autograd, where the meter sees them.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     device = next(model.parameters()).device
