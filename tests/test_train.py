@@ -67,8 +67,8 @@ def test_resumed_run_has_the_loss_curve_of_an_uninterrupted_one(tmp_path):
                   lora_dropout=0.1, lr_scheduler_type="cosine", verbose=False)
     whole = finetune(None, **common, output_dir=str(tmp_path / "whole"))
     finetune(None, **common, output_dir=str(tmp_path / "cut"), callbacks=[StopAfterSteps(3)])
-    resumed = finetune(None, **common, output_dir=str(tmp_path / "cut"), resume_from_checkpoint=True,
-                       overwrite_output_dir=False)
+    resumed = finetune(None, **dict(common, output_dir=str(tmp_path / "cut"),
+                                    resume_from_checkpoint=True, overwrite_output_dir=False))
 
     def curve(result):
         return {row["step"]: row["loss"] for row in result.log_history if "loss" in row}
