@@ -174,6 +174,11 @@ class RunConfig(BaseModel):
             return ["all-linear"]
         return value
 
+    @field_validator("save_strategy", "eval_strategy", "logging_strategy", mode="before")
+    @classmethod
+    def _yaml_no(cls, value):
+        return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
     @field_validator("method", "lr_scheduler_type", mode="before")
     @classmethod
     def _lower(cls, value):
