@@ -216,3 +216,8 @@ def test_dialect_typo_names_the_users_key(tmp_path):
     path = _write(tmp_path, "LearningRate: -1\nLoRA_R: 8\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:1: field 'LearningRate'"):
         load_config(path)
+
+
+def test_bare_yaml_no_is_the_strategy_no(tmp_path):
+    cfg = load_config(_write(tmp_path, "save_strategy: no\neval_strategy: no\n", "ok.yaml"))
+    assert (cfg.save_strategy, cfg.eval_strategy) == ("no", "no")
