@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ftkit-installed
 
-.PHONY: setup lab test test-fast bench clean-cache
+.PHONY: setup lab test test-fast test-browser bench clean-cache
 
 setup: $(STAMP)
 	@$(PY) -m ftkit.models >/dev/null   # converts the default model once, then returns at once
@@ -29,6 +29,11 @@ test: setup
 # Unit tests only (no notebooks, no slow training tests).
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
+
+# Lesson 11 in a real JupyterLab driven by headless Chromium (installs chromium + playwright).
+test-browser: setup
+	bash tests/browser_setup.sh
+	$(PY) -m pytest tests/test_browser.py -m browser
 
 bench: setup
 	$(PY) benchmarks/vram_accuracy.py
