@@ -77,12 +77,8 @@ def test_dpo_run_widens_the_margin_and_writes_finetune_files(tmp_path):
     assert after["reward_margin"] > 0 and after["loss"] < math.log(2)
 
 
-# The command line reaches train_dpo only once `finetune` (ftkit/train/run.py) dispatches
-# stage dpo to it. This test is expected to fail until then; it flips to XPASS (a failure
-# under strict=True) when the dispatch lands: then remove the xfail mark.
+# The command line reaches train_dpo through finetune's dispatch on stage dpo.
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="dispatch of stage: dpo from finetune/`ftkit train` "
-                                        "to ftkit.train.dpo.train_dpo is not wired yet")
 def test_ftkit_train_runs_the_dpo_config(tmp_path):
     from ftkit.cli import main
 

@@ -207,6 +207,10 @@ def _training_arguments(cfg, packing: bool):
 
     args = cfg.training_arguments()
     check_precision(cfg, args)
+    from .distributed import cpu_processes_need_flag
+
+    if cpu_processes_need_flag(cfg.use_cpu):  # else torchrun on CPUs silently starts no DDP
+        args["use_cpu"] = True
     if cfg.deepspeed:
         try:
             import deepspeed  # noqa: F401
@@ -240,9 +244,15 @@ def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: 
     from .. import models
 
     cfg = resolve_config(config, overrides)
-    if cfg.stage != "sft":
-        raise ConfigError(f"finetune() runs supervised fine-tuning (stage sft); stage {cfg.stage!r} "
-                          "has its own trainer")
+    if cfg.stage == "dpo":  # preference alignment has its own trainer (TRL's DPOTrainer)
+        from .dpo import train_dpo
+
+        return train_dpo(cfg, model=model, tokenizer=tokenizer, callbacks=callbacks, verbose=verbose)
+    from .multitask import is_multitask, train_multitask
+
+    if is_multitask(cfg):  # mixing by weights, per-task losses
+        return train_multitask(cfg, model=model, tokenizer=tokenizer, callbacks=callbacks,
+                               verbose=verbose)
     packing = cfg.packing
     if packing and cfg.method in PROMPT_METHODS:
         print(f"ftkit: packing is off for method {cfg.method}: its virtual tokens go in front of "
@@ -254,6 +264,10 @@ def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: 
     train_set, eval_set = prepare_datasets(cfg, tokenizer)
     set_seed(cfg.seed)  # adapter initialisation is random too
     model = model if model is not None else load_base_model(cfg)
+    if packing:  # with a KV cache, SDPA would let packed examples attend to each other
+        from ..data import prepare_model_for_packing
+
+        prepare_model_for_packing(model)
     model, params = apply_method(model, cfg, tokenizer, verbose=verbose)
     meter = MemoryMeter()
     extra = [meter, LogFinalStep()] + ([LiveLossPlot()] if in_notebook() else [])
