@@ -178,6 +178,7 @@ def test_lesson_11_runs_in_jupyterlab_and_the_panel_answers_clicks(jupyterlab, t
     from playwright.sync_api import expect, sync_playwright
 
     base, token, home = jupyterlab
+    expect.set_options(timeout=30_000)  # a busy 2-core machine answers slowly
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
@@ -201,9 +202,11 @@ def test_lesson_11_runs_in_jupyterlab_and_the_panel_answers_clicks(jupyterlab, t
 
             # A click on FP16 reaches the kernel, which re-validates and re-renders the YAML.
             expect(yaml_view).to_contain_text("fp16: false")
-            panel.locator(".ftkit-field-fp16 input[type=checkbox]").click()
+            fp16 = panel.locator(".ftkit-field-fp16 input[type=checkbox]")
+            fp16.click()
+            expect(fp16).to_be_checked()
             expect(yaml_view).to_contain_text("fp16: true")
-            panel.locator(".ftkit-field-fp16 input[type=checkbox]").click()
+            fp16.click()
             expect(yaml_view).to_contain_text("fp16: false")
 
             # A bad value typed into Epochs is marked at the field, and Train is disabled.
