@@ -215,17 +215,17 @@ def test_lesson_11_runs_in_jupyterlab_and_the_panel_answers_clicks(jupyterlab, t
             epochs.press("Enter")
             expect(panel.locator(".ftkit-field-num_train_epochs.ftkit-invalid")).to_be_attached()
             expect(panel).to_contain_text("greater than 0")
-            expect(panel.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+            expect(panel.locator(".ftkit-train-button")).to_be_disabled()
             epochs.fill("1")
             epochs.press("Enter")
-            expect(panel.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+            expect(panel.locator(".ftkit-train-button")).to_be_enabled()
 
             # Save group: the click writes a group file through the kernel.
             name = f"browser-{secrets.token_hex(3)}"
             group_box = panel.locator(".ftkit-group-name input")
             group_box.fill(name)
             group_box.press("Enter")
-            panel.get_by_role("button", name="Save group").click()
+            panel.locator(".ftkit-save-group").click()
             expect(panel).to_contain_text(re.compile(rf"saved \S+/{name}"))
             saved = list(home.glob(f"groups/*/{name}.yaml"))
             assert len(saved) == 1, f"Save group wrote no {name}.yaml under {home / 'groups'}"

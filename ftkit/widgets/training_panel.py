@@ -152,6 +152,7 @@ class TrainingPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="steps")
         self.loss_plot = widgets.Output()
         self.train_button.on_click(lambda _: self.train())
+        self.train_button.add_class("ftkit-train-button")
 
         self.namespace = widgets.Combobox(value=namespace, description="Namespace",
                                           options=groups.list_namespaces() or [namespace])
@@ -161,6 +162,7 @@ class TrainingPanel:
         self._list_groups()
         self.load_button = widgets.Button(description="Load")
         self.save_button = widgets.Button(description="Save group", icon="save")
+        self.save_button.add_class("ftkit-save-group")
         self.delete_button = widgets.Button(description="Delete", button_style="warning")
         self.confirm_button = widgets.Button(description="Yes, delete", button_style="danger",
                                              layout={"display": "none"})
