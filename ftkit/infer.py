@@ -92,8 +92,14 @@ def load_adapter(adapter_dir, base: str | None = None, dtype="float32", device=N
     base = base or _adapter_config(adapter_dir).get("base_model_name_or_path")
     model = models.load_model(base, dtype=dtype, device=device, quantization=quantization)
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=is_trainable)
-    has_tokenizer = (Path(adapter_dir) / "tokenizer_config.json").exists()
-    tokenizer = models.load_tokenizer(str(adapter_dir) if has_tokenizer else base)
+    if (Path(adapter_dir) / "tokenizer_config.json").exists():  # the run saved its tokenizer
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        tokenizer = models.load_tokenizer(base)
     return model, tokenizer
 
 
