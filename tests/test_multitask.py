@@ -88,14 +88,14 @@ def test_token_losses_average_to_the_model_loss(default_model):
     with torch.no_grad():
         out = model(**batch, labels=labels)
     per_token, mask = token_losses(out.logits, labels)
-    assert torch.allclose((per_token * mask).sum() / mask.sum(), out.loss, atol=1e-5)
+    assert torch.allclose((per_token * mask).sum() / mask.sum(), out.loss, rtol=1e-4, atol=1e-4)  # fp32 sums in another order
 
 
 @pytest.mark.slow
 def test_multitask_run_reports_loss_per_task(tmp_path):
     result = train_multitask(
         train_file=str(DATA_DIR / "multitask.jsonl"), output_dir=str(tmp_path), max_steps=2,
-        per_device_train_batch_size=4, max_seq_length=48, logging_steps=1, save_strategy="no",
+        per_device_train_batch_size=4, max_seq_length=128, logging_steps=1, save_strategy="no",
         mix_strategy="temperature", mix_temperature=2.0, task_loss_weighting="dynamic",
         task_weights={"sentiment": 1, "summary": 1, "translation": 2}, disable_tqdm=True,
         max_samples=8, verbose=False)

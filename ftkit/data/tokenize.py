@@ -135,10 +135,10 @@ def tokenize_sft(dataset, tokenizer, max_seq_length: int | None = 512, template:
             tasks.append(row["task"])
     if tasks is not None:
         out["task"] = tasks
+    limit = f"max_seq_length={max_seq_length}"
+    if max_input_length or max_output_length:
+        limit += f", max_input_length={max_input_length}, max_output_length={max_output_length}"
     if verbose:
-        limit = f"max_seq_length={max_seq_length}"
-        if max_input_length or max_output_length:
-            limit += f", max_input_length={max_input_length}, max_output_length={max_output_length}"
         print(f"tokenized {len(dataset)} example(s): kept {len(out['input_ids'])}, "
               f"truncated {truncated} ({limit}), dropped {dropped} (no answer token left)")
     if not out["input_ids"]:
