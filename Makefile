@@ -36,6 +36,7 @@ test-browser: setup
 	$(PY) -m pytest tests/test_browser.py -m browser
 
 bench: setup
+	$(PY) -m pytest tests/test_benchmarks.py -m benchmark
 	$(PY) benchmarks/vram_accuracy.py
 	$(PY) benchmarks/throughput.py --quick
 

@@ -47,6 +47,7 @@ def test_course_runtime_table(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark  # trains three pipelines: run by `make bench`, not `make test`
 def test_three_pipelines_train_on_the_same_real_tokens():
     throughput = _module("throughput")
     lines = []
