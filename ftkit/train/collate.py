@@ -33,11 +33,11 @@ def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> ModelI
 
 def packing_collator() -> ModelInputsCollator:
     """One row per batch, ``position_ids`` restarting at 0 for each example, no padding."""
-    from transformers import DataCollatorWithFlattening
+    from ..data.packing import packing_collator as flattening
 
     # The attention mask must be absent: transformers then derives a block-diagonal mask
     # from the restarting position_ids (examples cannot attend to each other).
-    return ModelInputsCollator(DataCollatorWithFlattening(), keys=("input_ids", "labels"))
+    return ModelInputsCollator(flattening(), keys=("input_ids", "labels"))
 
 
 def make_collator(tokenizer, packing: bool = False) -> ModelInputsCollator:
