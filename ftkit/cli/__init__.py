@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except FtkitError as error:
         print(f"ftkit {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # `ftkit ... | head` closed the pipe: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
