@@ -11,23 +11,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
-import logging
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 from .errors import ModelNotFoundError
 from .paths import ftkit_home
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-
-# Two messages that every lesson would otherwise print and no learner can act on: peft calls a
-# transformers method that transformers has renamed, and bitsandbytes looks for an optional
-# faster CPU kernel package on CPUs with AVX512-BF16 (its fallback kernel works the same).
-warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 # Short name -> (package that carries the GGUF file, file name inside it).
 EMBEDDED_MODELS = {

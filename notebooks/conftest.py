@@ -12,12 +12,6 @@ machines without the lesson being any different.
 """
 
 PENDING = [
-    "03_training_parameters.ipynb",
-    "04_lora.ipynb",
-    "05_qlora.ipynb",
-    "07_full_and_freeze.ipynb",
-    "08_dpo.ipynb",
-    "09_multitask_and_scale.ipynb",
     "11_hyperparameter_lab.ipynb",
 ]
 

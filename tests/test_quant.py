@@ -8,7 +8,7 @@ import torch
 
 from ftkit.errors import FtkitError
 from ftkit.quant import (absmax_dequantize, absmax_quantize, bits_per_param, blockwise_dequantize,
-                         blockwise_quantize, codebook_dequantize, codebook_quantize, double_quantize,
+                         blockwise_quantize, codebook_quantize, double_quantize,
                          error_report, fp4_code, fp4_roundtrip, nf4_code, nf4_roundtrip, snr_db,
                          zeropoint_dequantize, zeropoint_quantize)
 from ftkit.quant import bnb, footprint, ggufinfo, mixed, prune, qat

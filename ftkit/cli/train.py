@@ -26,6 +26,9 @@ def run(args) -> int:
     from ..train import finetune
 
     cfg = load_config(args.config, dialect=args.dialect, overrides=args.overrides)
+    from ..train.distributed import is_main_process
+
     result = finetune(cfg)
-    print(f"summary: {result.output_dir / 'run_summary.json'}")
+    if is_main_process():  # under torchrun, one line, not one per process
+        print(f"summary: {result.output_dir / 'run_summary.json'}")
     return 0

@@ -11,6 +11,7 @@ import io
 import time
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 
 def in_notebook() -> bool:
@@ -113,3 +114,16 @@ class MemoryMeter(TrainerCallback):
         if not self.parts:
             return None
         return sum(self.parts.values()) + activation_bytes
+
+
+def standard_callbacks(title: str = "training loss") -> tuple[MemoryMeter, list[TrainerCallback]]:
+    """The meter and the callbacks every ftkit trainer gets (the plot only in notebooks)."""
+    meter = MemoryMeter()
+    return meter, [meter, LogFinalStep()] + ([LiveLossPlot(title=title)] if in_notebook() else [])
+
+
+def quiet_if_asked(trainer) -> None:
+    """``disable_tqdm`` asks for a quiet run, but Trainer then prints every log line as a dict
+    in place of the bar. Drop that printer too: the numbers stay in ``state.log_history``."""
+    if trainer.args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)

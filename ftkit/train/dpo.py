@@ -20,10 +20,9 @@ from trl import DPOConfig, DPOTrainer
 
 from ..errors import FtkitError
 from . import distributed
-from .callbacks import LiveLossPlot, LogFinalStep, MemoryMeter, in_notebook
-from .run import (CONFIG_FILE, LOSS_PLOT_FILE, RunResult, _prepare_output_dir, check_precision,
-                  data_path, resolve_config)
-from .summary import build_summary, write_summary
+from .callbacks import quiet_if_asked, standard_callbacks
+from .run import RunResult, _prepare_output_dir, common_arguments, data_path, resolve_config, save_run
+from .summary import build_summary
 
 REWARDS_PLOT_FILE = "dpo_rewards.png"
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
@@ -60,23 +59,14 @@ def _preference_file(cfg, name):
 
 def dpo_arguments(cfg) -> DPOConfig:
     """``DPOConfig``: every TrainingArguments field of the config plus the DPO ones."""
-    import torch
-
-    args = cfg.training_arguments()
-    if distributed.cpu_processes_need_flag(cfg.use_cpu):
-        args["use_cpu"] = True  # DDP over gloo between CPU processes
-    check_precision(cfg, args)
-    distributed.require_deepspeed(cfg)
+    args = common_arguments(cfg)
     args.update(
         beta=cfg.dpo_beta,
         loss_type=[t.strip() for t in cfg.dpo_loss_type.split(",")],  # "sigmoid,sft" mixes losses
         max_length=cfg.max_seq_length,
         # full / freeze: score the reference once before training instead of keeping a copy
         precompute_ref_log_probs=cfg.method in ("full", "freeze"),
-        logging_first_step=True,
         prediction_loss_only=True,  # else TRL recomputes the logits of every eval batch
-        dataloader_pin_memory=torch.cuda.is_available(),
-        activation_checkpointing_kwargs={"use_reentrant": False},
     )
     try:
         return DPOConfig(**args)
@@ -151,20 +141,20 @@ def train_dpo(config=None, *, model=None, tokenizer=None, callbacks=(), verbose:
     tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     set_seed(cfg.seed)
     model, peft_config = _model_and_peft_config(cfg, model, tokenizer, verbose)
-    meter = MemoryMeter()
-    extra = [meter, LogFinalStep()] + ([LiveLossPlot(title="DPO loss")] if in_notebook() else [])
+    meter, extra = standard_callbacks("DPO loss")
     trainer = FtkitDPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
         processing_class=tokenizer, peft_config=peft_config, callbacks=extra + list(callbacks),
         max_prompt_length=cfg.max_prompt_length, max_completion_length=cfg.max_completion_length)
+    quiet_if_asked(trainer)
     params = count_parameters(trainer.model)
-    if verbose:
+    if verbose and distributed.is_main_process():
         print(f"dpo/{cfg.method}: {params}")
     before = preference_metrics(trainer) if eval_set is not None else None
     output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
     after = preference_metrics(trainer) if eval_set is not None else None
     summary = _save(cfg, trainer, tokenizer, out, output, params, meter, before, after)
-    if verbose:
+    if verbose and distributed.is_main_process():
         print(f"ftkit: DPO {summary['steps']} steps, loss {summary['first_loss']} -> "
               f"{summary['last_loss']}, reward accuracy {summary['reward_accuracy']}; saved to {out}")
     return RunResult(cfg, out, summary, trainer.model, tokenizer, trainer, params)
@@ -186,6 +176,12 @@ def _last_logged(history, key):
     return values[-1] if values else None
 
 
+def _save_rewards_plot(history, out) -> None:
+    from ..plots.alignment import save_rewards_plot
+
+    save_rewards_plot(history, out / REWARDS_PLOT_FILE)
+
+
 def _save(cfg, trainer, tokenizer, out, output, params, meter, before, after) -> dict:
     """Write what finetune writes (rank 0 only) and return the summary."""
     trainer.save_model(str(out))  # Trainer saves on the main process only
@@ -198,16 +194,5 @@ def _save(cfg, trainer, tokenizer, out, output, params, meter, before, after) ->
                    reward_accuracy=_last_logged(history, "rewards/accuracies"),
                    reward_margin=_last_logged(history, "rewards/margins"),
                    eval_before=before, eval_after=after)
-    if distributed.is_main_process():
-        tokenizer.save_pretrained(str(out))
-        trainer.save_state()
-        cfg.to_yaml(out / CONFIG_FILE)
-        if cfg.plot_loss:
-            from ..plots.alignment import save_rewards_plot
-            from ..plots.training import save_loss_plot
-
-            save_loss_plot(history, out / LOSS_PLOT_FILE)
-            save_rewards_plot(history, out / REWARDS_PLOT_FILE)
-        write_summary(summary, out)
-    distributed.barrier()
+    save_run(cfg, trainer, tokenizer, out, summary, extra_plots=[_save_rewards_plot])
     return summary

@@ -34,10 +34,10 @@ import torch
 
 from ..errors import FtkitError
 from . import collate, distributed
-from .callbacks import LiveLossPlot, LogFinalStep, MemoryMeter, in_notebook
-from .run import (CONFIG_FILE, LOSS_PLOT_FILE, FtkitTrainer, RunResult, _prepare_output_dir,
-                  _training_arguments, data_path, resolve_config)
-from .summary import build_summary, write_summary
+from .callbacks import quiet_if_asked, standard_callbacks
+from .run import (FtkitTrainer, RunResult, _prepare_output_dir, _training_arguments, data_path,
+                  resolve_config, save_run)
+from .summary import build_summary
 
 # ---------------------------------------------------------------------------- data
 
@@ -333,12 +333,12 @@ def train_multitask(config=None, *, model=None, tokenizer=None, callbacks=(), ve
     set_seed(cfg.seed)
     model = model if model is not None else load_base_model(cfg)
     model, params = apply_method(model, cfg, tokenizer, verbose=verbose)
-    meter = MemoryMeter()
-    extra = [meter, LogFinalStep()] + ([LiveLossPlot()] if in_notebook() else [])
+    meter, extra = standard_callbacks()
     trainer = MultiTaskTrainer(
         model=model, args=args, data_collator=TaskCollator(tokenizer), train_dataset=train_set,
         eval_dataset=eval_set, processing_class=tokenizer, callbacks=extra + list(callbacks),
         tasks=tasks, weights=weights, weighting=cfg.task_loss_weighting)
+    quiet_if_asked(trainer)
     output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
     # Per-task loss of the final model: on the held-out examples, else on the training ones.
     final = per_task_loss(trainer, eval_set if eval_set is not None else train_set)
@@ -349,17 +349,8 @@ def train_multitask(config=None, *, model=None, tokenizer=None, callbacks=(), ve
     summary.update(per_task_loss=final, per_task_loss_on="eval" if eval_set is not None else "train",
                    task_counts=counts, task_weights=weights, mix_strategy=cfg.mix_strategy,
                    task_loss_weighting=cfg.task_loss_weighting)
-    if distributed.is_main_process():
-        tokenizer.save_pretrained(str(out))
-        trainer.save_state()
-        cfg.to_yaml(out / CONFIG_FILE)
-        if cfg.plot_loss:
-            from ..plots.training import save_loss_plot
-
-            save_loss_plot(trainer.state.log_history, out / LOSS_PLOT_FILE)
-        write_summary(summary, out)
-    distributed.barrier()
-    if verbose:
+    save_run(cfg, trainer, tokenizer, out, summary)
+    if verbose and distributed.is_main_process():
         print(f"ftkit: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['last_loss']}; "
               "per task: " + ", ".join(f"{t} {v:.3f}" for t, v in final.items()) + f"; saved to {out}")
     return RunResult(cfg, out, summary, model, tokenizer, trainer, params)

@@ -19,7 +19,8 @@ from transformers import Trainer
 from ..errors import ConfigError, FtkitError
 from ..methods import PROMPT_METHODS, ParameterCount, apply_method, as_config, load_base_model
 from . import collate
-from .callbacks import LiveLossPlot, LogFinalStep, MemoryMeter, in_notebook
+from .callbacks import quiet_if_asked, standard_callbacks
+from .distributed import barrier, is_main_process
 from .oom import is_out_of_memory, out_of_memory_error
 from .summary import build_summary, write_summary
 
@@ -201,28 +202,36 @@ def _prepare_output_dir(cfg) -> Path:
     return out
 
 
-def _training_arguments(cfg, packing: bool):
+def common_arguments(cfg) -> dict:
+    """TrainingArguments fields every ftkit run shares (SFT here, DPO in ``dpo.py``)."""
     import torch
-    from transformers import TrainingArguments
+
+    from .distributed import cpu_processes_need_flag, require_deepspeed, world_size
 
     args = cfg.training_arguments()
     check_precision(cfg, args)
-    from .distributed import cpu_processes_need_flag
-
-    if cpu_processes_need_flag(cfg.use_cpu):  # else torchrun on CPUs silently starts no DDP
+    require_deepspeed(cfg)
+    # Under torchrun on CPUs, Trainer would otherwise start no DDP at all; and Trainer takes
+    # bf16 on a machine without a GPU only as CPU autocast, which it ties to use_cpu.
+    if cpu_processes_need_flag(cfg.use_cpu) or (cfg.bf16 and not torch.cuda.is_available()):
         args["use_cpu"] = True
-    if cfg.deepspeed:
-        try:
-            import deepspeed  # noqa: F401
-        except ImportError:
-            raise FtkitError("deepspeed is set but the deepspeed package is not installed: "
-                             "`pip install deepspeed` on a CUDA machine, or remove deepspeed.") from None
+    if world_size() > 1:
+        # Every trainable tensor of ftkit's methods takes part in every step; without this,
+        # DDP assumes peft models may skip some and walks the autograd graph after each step.
+        args["ddp_find_unused_parameters"] = False
     args.update(
         logging_first_step=True,  # first_loss is the loss before any learning
-        label_names=["labels"],  # peft wrappers hide the signature Trainer would read it from
         activation_checkpointing_kwargs={"use_reentrant": False},  # works with frozen inputs
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+    return args
+
+
+def _training_arguments(cfg, packing: bool):
+    from transformers import TrainingArguments
+
+    args = common_arguments(cfg)
+    args["label_names"] = ["labels"]  # peft wrappers hide the signature Trainer would read it from
     if packing:
         args["train_sampling_strategy"] = "random"  # one packed row per batch: lengths irrelevant
     try:
@@ -269,12 +278,12 @@ def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: 
 
         prepare_model_for_packing(model)
     model, params = apply_method(model, cfg, tokenizer, verbose=verbose)
-    meter = MemoryMeter()
-    extra = [meter, LogFinalStep()] + ([LiveLossPlot()] if in_notebook() else [])
+    meter, extra = standard_callbacks()
     trainer = FtkitTrainer(
         model=model, args=args, data_collator=collate.make_collator(tokenizer, packing),
         train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
         callbacks=extra + list(callbacks))
+    quiet_if_asked(trainer)
     try:
         output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
     except Exception as error:
@@ -287,24 +296,38 @@ def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: 
     if eval_set is not None and not any("eval_loss" in r and r["step"] == trainer.state.global_step
                                         for r in trainer.state.log_history):
         trainer.evaluate()  # the summary's eval_loss describes the final model
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    trainer.save_state()
-    cfg.to_yaml(out / CONFIG_FILE)
-    if cfg.plot_loss:
-        from ..plots.training import save_loss_plot
-
-        save_loss_plot(trainer.state.log_history, out / LOSS_PLOT_FILE)
+    trainer.save_model(str(out))  # Trainer saves on the main process only
     memory = {"predicted_bytes": _predicted_bytes(cfg, model),
               "measured_bytes": meter.measured_bytes(trainer.activation_bytes),
               "measured_parts": {**meter.parts, "activations": trainer.activation_bytes}}
     summary = build_summary(cfg, trainer, output.metrics, params, trainer.real_tokens, memory, packing)
-    write_summary(summary, out)
-    if verbose:
+    save_run(cfg, trainer, tokenizer, out, summary)
+    if verbose and is_main_process():
         print(f"ftkit: {summary['steps']} steps, loss {summary['first_loss']} -> "
               f"{summary['last_loss']}, {summary['tokens_per_second'] or 0:.0f} tokens/s; "
               f"saved to {out}")
     return RunResult(cfg, out, summary, model, tokenizer, trainer, params)
+
+
+def save_run(cfg, trainer, tokenizer, out: Path, summary: dict, extra_plots=()) -> None:
+    """Write the run's files: tokenizer, Trainer's state, the resolved config, plots, summary.
+
+    Under torchrun every process reaches this point; one writes, the others wait for it, so
+    no file is written twice at once and none is missing when the launcher returns.
+    ``extra_plots`` are ``f(log_history, out)`` functions for plots beyond the loss curve.
+    """
+    if is_main_process():
+        tokenizer.save_pretrained(str(out))
+        trainer.save_state()
+        cfg.to_yaml(out / CONFIG_FILE)
+        if cfg.plot_loss:
+            from ..plots.training import save_loss_plot
+
+            save_loss_plot(trainer.state.log_history, out / LOSS_PLOT_FILE)
+            for plot in extra_plots:
+                plot(trainer.state.log_history, out)
+        write_summary(summary, out)
+    barrier()
 
 
 def _predicted_bytes(cfg, model) -> int | None:

@@ -39,8 +39,6 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
     W = weights_trainable
     amp = autocast and W  # float32 trainable weights cast to 16 bits by autocast at each use
     mask_bytes = 1 if device == "cuda" else R  # CUDA dropout keeps a bool mask, CPU a float one
-    fused = {"chatglm": ("query_key_value", "dense_h_to_4h"),
-             "baichuan": ("W_pack", None)}.get(arch.model_type, (None, None))
     linear_in = {}  # short name -> which input tensor it reads
     for name in arch.linear_modules():
         short = _short(name)
