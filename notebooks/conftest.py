@@ -11,9 +11,7 @@ stderr is not compared: library warnings there carry install paths and depend on
 machines without the lesson being any different.
 """
 
-PENDING = [
-    "11_hyperparameter_lab.ipynb",
-]
+PENDING: list[str] = []
 
 collect_ignore = PENDING
 

@@ -8,10 +8,15 @@ import textwrap
 
 import pytest
 
-from ftkit import groups
+from ftkit import groups, models
 from ftkit.cli import main
-from ftkit.config import RunConfig
+from ftkit.config import RunConfig, load_config
 from ftkit.errors import ConfigError, FtkitError
+from ftkit.train.run import CONFIG_FILE
+
+
+# The provisioned default model, found before the fixture below points FTKIT_HOME elsewhere.
+MODEL_DIR = str(models.embedded_model_dir())
 
 
 @pytest.fixture(autouse=True)
@@ -178,3 +183,31 @@ def test_load_group_applies_overrides_without_saving():
     groups.save_group("g", {"learning_rate": 1e-4})
     assert groups.load_group("g", overrides=["learning_rate=5e-4"]).learning_rate == 5e-4
     assert groups.load_group("g").learning_rate == 1e-4
+
+
+def test_train_runs_a_stored_group(capsys, home, tmp_path):
+    out = tmp_path / "run"
+    assert cli(capsys, "groups", "create", "tiny", "--namespace", "sweep",
+               "--set", f"model_name_or_path={MODEL_DIR}",
+               "--set", "train_file=data/identity.jsonl", "--set", "max_samples=4",
+               "--set", "max_seq_length=64", "--set", "lora_rank=2", "--set", "max_steps=2",
+               "--set", "per_device_train_batch_size=2", "--set", "save_strategy=no",
+               "--set", "disable_tqdm=true", "--set", "plot_loss=false")[0] == 0
+    status, stdout, err = cli(capsys, "train", "--group", "tiny", "--namespace", "sweep",
+                              "--set", f"output_dir={out}", "--set", "lora_rank=4")
+    assert status == 0 and "run_summary.json" in stdout, err
+    assert json.loads((out / "run_summary.json").read_text())["steps"] == 2
+    assert load_config(out / CONFIG_FILE).lora_rank == 4   # the --set applies to this run...
+    assert groups.load_group("tiny", "sweep").lora_rank == 2  # ...and does not change the group
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "CONFIG file or --group"),
+    (["train", "configs/lora.yaml", "--group", "tiny"], "not both"),
+    (["train", "configs/lora.yaml", "--namespace", "sweep"], "--namespace goes with --group"),
+    (["train", "--group", "missing"], "no group default/missing"),
+    (["train", "--group", "../etc"], "group name"),
+])
+def test_train_group_errors_exit_2(capsys, argv, message):
+    status, _, err = cli(capsys, *argv)
+    assert status == 2 and message in err
