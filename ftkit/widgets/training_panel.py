@@ -121,6 +121,9 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+FIELD_WIDTH = "380px"  # label 120px + control; the field's error message goes to its right
+
+
 class TrainingPanel:
     """Seed 003's form, live YAML and VRAM estimate, group store and a Train button."""
 
@@ -139,10 +142,11 @@ class TrainingPanel:
             control = spec.make()
             control.description, control.tooltip = spec.label, spec.help
             control.style = {"description_width": "120px"}
+            control.layout.width = FIELD_WIDTH  # else the flex row squeezes sliders to a stub
             control.add_class(f"ftkit-field-{key.replace('/', '')}")
             self.fields[key], self.errors[key] = control, widgets.HTML()
             rows.append(widgets.HBox([control, self.errors[key]]))
-        self.run_name = widgets.Text(value="run", description="Run name",
+        self.run_name = widgets.Text(value="run", description="Run name", layout={"width": FIELD_WIDTH},
                                      style={"description_width": "120px"})
 
         self.yaml_view = widgets.HTML()
@@ -178,9 +182,10 @@ class TrainingPanel:
 
         group_bar = widgets.HBox([self.namespace, self.group_name, self.load_button,
                                   self.save_button, self.delete_button, self.confirm_button])
-        form = widgets.VBox([*rows, self.run_name])
+        form = widgets.VBox([*rows, self.run_name], layout={"flex": "0 0 auto"})
         live = widgets.VBox([widgets.HTML("<b>VRAM estimate</b>"), self.vram_view,
-                             widgets.HTML("<b>Config</b>"), self.yaml_view])
+                             widgets.HTML("<b>Config</b>"), self.yaml_view],
+                            layout={"flex": "1 1 auto", "min_width": "280px", "margin": "0 0 0 16px"})
         self.widget = widgets.VBox([
             widgets.HTML("<h3>Training panel</h3>"), group_bar, widgets.HBox([form, live]),
             widgets.HBox([self.train_button, self.progress]), self.status, self.loss_plot,
