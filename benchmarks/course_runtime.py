@@ -13,15 +13,15 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results import write_section  # benchmarks/results.py
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Course runtime"
 
 
@@ -50,15 +50,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, results: Path = RESULTS, section: str = SECTION) -> None:
-    """Replace (or append) ``section`` of RESULTS.md, leaving the others as they are."""
-    old = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{section}\n\n{text.strip()}\n\n"
-    new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block
-    results.write_text(new, encoding="utf-8")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", help="default: notebooks/*.ipynb")
@@ -81,7 +72,7 @@ def main(argv=None) -> int:
     if args.write:
         note = (f"`{stamp['command']}` on {stamp['machine']}, {stamp['date']}; load average at "
                 f"each start: {', '.join(str(r['load_average']) for r in rows)}.")
-        write_section(note + "\n\n" + table)
+        write_section(note + "\n\n" + table, SECTION)
     return 0 if all(row["passed"] for row in rows) else 1
 
 

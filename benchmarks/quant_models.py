@@ -16,12 +16,12 @@ import json
 import logging
 import os
 import platform
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from results import write_section  # benchmarks/results.py
+
 SECTION = "## Quantization"
 QUESTION = "What is the capital of France?"
 
@@ -38,15 +38,6 @@ def markdown(rows: list[dict], header: str) -> str:
             f"| {row['perplexity'] / fp32['perplexity'] - 1:+.1%} | {row['tokens_per_s']:.1f} "
             f"| {row['answer_1'].replace('|', '/')[:40]} |")
     return "\n".join(lines)
-
-
-def write_section(text: str, results: Path = RESULTS, section: str = SECTION) -> None:
-    """Replace (or append) ``section`` of RESULTS.md, leaving the other sections as they are."""
-    old = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{section}\n\n{text.strip()}\n\n"
-    new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block
-    results.write_text(new, encoding="utf-8")
 
 
 def main(argv=None) -> int:
@@ -80,7 +71,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
     if args.write:
-        write_section(text)
+        write_section(text, SECTION)
     return 0
 
 

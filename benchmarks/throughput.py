@@ -329,9 +329,9 @@ def main(argv=None) -> int:
     parser.add_argument("--from-json", metavar="PATH", help="write RESULTS.md from a saved --json output")
     args = parser.parse_args(argv)
     if args.from_json:
-        from course_runtime import write_section
+        from results import write_section
 
-        write_section(markdown(json.loads(Path(args.from_json).read_text())), section="## Throughput")
+        write_section(markdown(json.loads(Path(args.from_json).read_text())), "## Throughput")
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -351,9 +351,9 @@ def main(argv=None) -> int:
         result["ceiling"] = ceiling()
         result["flops_fraction"] = training_flops_fraction(result, result["ceiling"])
     if args.write:
-        from course_runtime import write_section
+        from results import write_section
 
-        write_section(markdown(result), section="## Throughput")
+        write_section(markdown(result), "## Throughput")
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from ftkit import models, vram
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 NOTE = ("All targets are met. The largest activation error is gradient checkpointing (+6% full, +3% LoRA): "
         "the estimate adds one whole recomputed layer on top of every layer's saved input, while in the real "
         "backward the recomputed layer's input is the saved input itself and its tensors begin to be freed "
@@ -107,8 +104,6 @@ def main(argv=None) -> int:
             summary.append(f"| {c} | {statistics.median(errors[c]):.2f}% | {max(errors[c]):.2f}% | {len(errors[c])} |")
     elapsed = time.time() - start
     text = "\n".join([
-        "## VRAM accuracy",
-        "",
         f"`python benchmarks/vram_accuracy.py --write` on {platform.machine()} CPU, torch {torch.__version__}, "
         f"{len(rows)} settings in {elapsed:.0f} s. Model: the default SmolLM2-135M-Instruct, "
         "float32 weights (qlora: NF4 + double quantization via bitsandbytes on the CPU). "
@@ -132,10 +127,9 @@ def main(argv=None) -> int:
     ])
     print(text)
     if args.write:
-        old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        pattern = re.compile(r"## VRAM accuracy\n.*?(?=\n## |\Z)", re.S)
-        new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-        RESULTS.write_text(new)
+        from results import write_section
+
+        write_section(text, "## VRAM accuracy")
     return 0
 
 

@@ -9,7 +9,7 @@ Also the per-task losses of a multi-task run (lesson 09).
 
 from __future__ import annotations
 
-from .training import _figure, history_of, series
+from .training import _figure, _finish, history_of, series
 
 
 def rewards_curves(run, title: str = "DPO rewards"):
@@ -50,11 +50,7 @@ def margins_before_after(before: list[float], after: list[float], ax=None,
     ax.plot([before[i] for i in order], "o", label="before", alpha=0.7)
     ax.plot([after[i] for i in order], "o", label="after", alpha=0.7)
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set(xlabel="pair (sorted by margin before)", ylabel="nats", title=title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="pair (sorted by margin before)", ylabel="nats", title=title)
 
 
 def task_losses(runs: dict, ax=None, title: str = "loss per task"):

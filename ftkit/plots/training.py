@@ -19,6 +19,16 @@ def _figure(ax=None):
     return fig, fig.add_subplot()
 
 
+def _finish(fig, ax, legend: bool = True, **labels):
+    """Axis labels and title, a light grid, the legend; the figure fitted to its contents."""
+    ax.set(**labels)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def history_of(run) -> list[dict]:
     """A Trainer ``log_history`` from a RunResult, a Trainer, a TrainerState or the list itself."""
     if isinstance(run, list):
@@ -46,11 +56,7 @@ def loss_curve(run, ax=None, label: str | None = None, title: str = "training lo
     if eval_steps:
         ax.plot(eval_steps, eval_losses, "o--", color=line.get_color(),
                 label=f"{label} eval" if label else "eval")
-    ax.set(xlabel="step", ylabel="loss", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="step", ylabel="loss", title=title)
 
 
 def compare_losses(runs: dict, ax=None, title: str = "training loss"):
@@ -92,9 +98,5 @@ def lr_schedules(scheduler_types=("constant", "constant_with_warmup", "linear", 
     for name in scheduler_types:
         warmup = 0 if name == "constant" else warmup_steps  # plain constant takes no warmup
         ax.plot(lr_schedule(name, steps, warmup, learning_rate), label=name)
-    ax.set(xlabel="optimizer step", ylabel="learning rate",
-           title=f"schedules, warmup {warmup_steps} steps")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="optimizer step", ylabel="learning rate",
+                   title=f"schedules, warmup {warmup_steps} steps")
