@@ -23,6 +23,7 @@ GFLOP/s of this machine) comes from :mod:`benchmarks.matmul_ceiling`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -341,8 +342,10 @@ def main(argv=None) -> int:
         variants = {name: VARIANTS[name] for name in names}
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     n_examples = args.examples or (QUICK_EXAMPLES if args.quick else None)
-    result = benchmark(n_examples, parse_overrides(args.set), variants, log=log,
-                       max_seq_length=args.max_seq_length)
+    # Trainer prints its log lines to stdout; with --json, stdout carries the JSON alone.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = benchmark(n_examples, parse_overrides(args.set), variants, log=log,
+                           max_seq_length=args.max_seq_length)
     result["command"] = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.ceiling:

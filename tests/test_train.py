@@ -22,6 +22,28 @@ def test_fp16_on_a_cpu_says_to_use_bf16(tmp_path):
         finetune(None, **TINY, fp16=True, output_dir=str(tmp_path))
 
 
+def test_bf16_on_a_machine_without_a_gpu_trains_with_cpu_autocast():
+    # Trainer refuses bf16 without a GPU unless use_cpu is set; ftkit sets it for the user.
+    from transformers import TrainingArguments
+
+    from ftkit.methods import as_config
+    from ftkit.train.run import common_arguments
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU-only path")
+    args = common_arguments(as_config(**TINY, bf16=True, output_dir="unused"))
+    assert args["use_cpu"] and args["bf16"]
+    assert TrainingArguments(**args).bf16
+    assert not common_arguments(as_config(**TINY, output_dir="unused")).get("use_cpu")
+
+
+def test_quiet_run_prints_no_log_dicts(tmp_path, capsys):
+    from ftkit.train import finetune
+
+    finetune(None, **TINY, max_steps=1, max_samples=2, output_dir=str(tmp_path), verbose=False)
+    assert "{'loss'" not in capsys.readouterr().out
+
+
 def test_out_of_memory_error_names_prediction_and_remedies():
     from ftkit.methods import as_config
     from ftkit.train.oom import is_out_of_memory, out_of_memory_error
