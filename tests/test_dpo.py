@@ -71,6 +71,8 @@ def test_dpo_run_widens_the_margin_and_writes_finetune_files(tmp_path):
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["stage"] == "dpo" and summary["world_size"] == 1 and summary["steps"] == 4
     assert math.isclose(summary["first_loss"], math.log(2), rel_tol=1e-3)  # policy == reference
+    memory = summary["memory"]
+    assert memory["predicted_bytes"] > memory["measured_bytes"] > 0  # activations are predicted only
     before, after = summary["eval_before"], summary["eval_after"]
     assert before["reward_margin"] == 0.0
     assert after["logp_margin"] > before["logp_margin"]  # chosen gained on rejected

@@ -103,6 +103,7 @@ def test_multitask_run_reports_loss_per_task(tmp_path):
     assert set(summary["per_task_loss"]) == set(TASKS)
     assert all(0 < v < 20 for v in summary["per_task_loss"].values())
     assert summary["world_size"] == 1 and summary["mix_strategy"] == "temperature"
+    assert summary["memory"]["predicted_bytes"] > 0
     assert sum(summary["task_counts"].values()) == 24  # 8 per task, the size of the data
     logged = [row for row in result.log_history if "loss" in row]
     assert any(key.startswith("loss/") for row in logged for key in row)
@@ -118,3 +119,14 @@ def test_shipped_multitask_config_is_recognised_as_multitask():
 
     assert is_multitask(load_config(CONFIGS_DIR / "multitask.yaml"))
     assert not is_multitask(load_config(CONFIGS_DIR / "lora.yaml"))
+
+
+@pytest.mark.slow
+def test_shipped_multitask_config_trains_from_the_command_line(tmp_path):
+    from ftkit.cli import main
+    from ftkit.paths import CONFIGS_DIR
+
+    sets = ["max_steps=1", f"output_dir={tmp_path}", "disable_tqdm=true", "plot_loss=false"]
+    assert main(["train", str(CONFIGS_DIR / "multitask.yaml"), *[f"--set={s}" for s in sets]]) == 0
+    summary = json.loads((tmp_path / "run_summary.json").read_text())
+    assert summary["steps"] == 1 and set(summary["per_task_loss"]) == set(TASKS)

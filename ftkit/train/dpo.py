@@ -21,7 +21,8 @@ from trl import DPOConfig, DPOTrainer
 from ..errors import FtkitError
 from . import distributed
 from .callbacks import quiet_if_asked, standard_callbacks
-from .run import RunResult, _prepare_output_dir, common_arguments, data_path, resolve_config, save_run
+from .run import (RunResult, _prepare_output_dir, common_arguments, data_path, predicted_bytes,
+                  resolve_config, save_run)
 from .summary import build_summary
 
 REWARDS_PLOT_FILE = "dpo_rewards.png"
@@ -186,8 +187,12 @@ def _save(cfg, trainer, tokenizer, out, output, params, meter, before, after) ->
     """Write what finetune writes (rank 0 only) and return the summary."""
     trainer.save_model(str(out))  # Trainer saves on the main process only
     history = trainer.state.log_history
-    memory = {"predicted_bytes": None, "measured_bytes": meter.measured_bytes(0),
-              "measured_parts": dict(meter.parts)}
+    # TRL runs chosen and rejected answers as one batch of twice the rows; the reference
+    # pass (adapters switched off, or log-probs computed before training) keeps nothing.
+    # Measured: weights, gradients and optimizer state; DPO's activations are not metered.
+    memory = {"predicted_bytes": predicted_bytes(cfg, trainer.model,
+                                                 batch_size=2 * cfg.per_device_train_batch_size),
+              "measured_bytes": meter.measured_bytes(0), "measured_parts": dict(meter.parts)}
     tokens = int(getattr(trainer, "_total_train_tokens", 0))
     summary = build_summary(cfg, trainer, output.metrics, params, tokens, memory, False)
     summary.update(dpo_beta=cfg.dpo_beta, dpo_loss_type=cfg.dpo_loss_type,

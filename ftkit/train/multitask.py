@@ -36,7 +36,7 @@ from ..errors import FtkitError
 from . import collate, distributed
 from .callbacks import quiet_if_asked, standard_callbacks
 from .run import (FtkitTrainer, RunResult, _prepare_output_dir, _training_arguments, data_path,
-                  resolve_config, save_run)
+                  predicted_bytes, resolve_config, save_run)
 from .summary import build_summary
 
 # ---------------------------------------------------------------------------- data
@@ -343,7 +343,7 @@ def train_multitask(config=None, *, model=None, tokenizer=None, callbacks=(), ve
     # Per-task loss of the final model: on the held-out examples, else on the training ones.
     final = per_task_loss(trainer, eval_set if eval_set is not None else train_set)
     trainer.save_model(str(out))
-    memory = {"predicted_bytes": None, "measured_bytes": meter.measured_bytes(trainer.activation_bytes),
+    memory = {"predicted_bytes": predicted_bytes(cfg, model), "measured_bytes": meter.measured_bytes(trainer.activation_bytes),
               "measured_parts": {**meter.parts, "activations": trainer.activation_bytes}}
     summary = build_summary(cfg, trainer, output.metrics, params, trainer.real_tokens, memory, False)
     summary.update(per_task_loss=final, per_task_loss_on="eval" if eval_set is not None else "train",

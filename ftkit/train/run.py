@@ -297,7 +297,7 @@ def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: 
                                         for r in trainer.state.log_history):
         trainer.evaluate()  # the summary's eval_loss describes the final model
     trainer.save_model(str(out))  # Trainer saves on the main process only
-    memory = {"predicted_bytes": _predicted_bytes(cfg, model),
+    memory = {"predicted_bytes": predicted_bytes(cfg, model),
               "measured_bytes": meter.measured_bytes(trainer.activation_bytes),
               "measured_parts": {**meter.parts, "activations": trainer.activation_bytes}}
     summary = build_summary(cfg, trainer, output.metrics, params, trainer.real_tokens, memory, packing)
@@ -330,9 +330,8 @@ def save_run(cfg, trainer, tokenizer, out: Path, summary: dict, extra_plots=()) 
     barrier()
 
 
-def _predicted_bytes(cfg, model) -> int | None:
-    try:
-        from ..vram import estimate_for_config
-    except ImportError:
-        return None
-    return int(estimate_for_config(cfg, model=model).total_bytes)
+def predicted_bytes(cfg, model, **overrides) -> int:
+    """What ``ftkit.vram`` predicts for this run (``overrides`` go to the estimate)."""
+    from ..vram import estimate_for_config
+
+    return int(estimate_for_config(cfg, model=model, **overrides).total_bytes)
