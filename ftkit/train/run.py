@@ -20,7 +20,8 @@ from ..errors import ConfigError, FtkitError
 from ..methods import PROMPT_METHODS, ParameterCount, apply_method, as_config, load_base_model
 from . import collate
 from .callbacks import quiet_if_asked, standard_callbacks
-from .distributed import barrier, is_main_process
+from .distributed import (barrier, cpu_processes_need_flag, is_main_process, require_deepspeed,
+                          world_size)
 from .oom import is_out_of_memory, out_of_memory_error
 from .summary import build_summary, write_summary
 
@@ -205,8 +206,6 @@ def _prepare_output_dir(cfg) -> Path:
 def common_arguments(cfg) -> dict:
     """TrainingArguments fields every ftkit run shares (SFT here, DPO in ``dpo.py``)."""
     import torch
-
-    from .distributed import cpu_processes_need_flag, require_deepspeed, world_size
 
     args = cfg.training_arguments()
     check_precision(cfg, args)
