@@ -50,18 +50,25 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "ftkit", *args], capture_output=True, text=True)
 
 
+def run_main(capsys, *args):
+    """``ftkit ARGS`` in this process: (exit status, stderr). One test below keeps a real
+    ``python -m ftkit`` process, for what only a process shows (no traceback on stderr)."""
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
 def test_bad_value_exits_2_naming_the_field():
     done = run_cli("train", str(CONFIGS_DIR / "lora.yaml"), "--set", "lora_rank=zero")
     assert done.returncode == 2 and "lora_rank" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_unknown_key_and_missing_file_exit_2():
-    done = run_cli("train", str(CONFIGS_DIR / "lora.yaml"), "--set", "learning_rat=1e-4")
-    assert done.returncode == 2 and "learning_rate" in done.stderr  # the "did you mean" hint
-    done = run_cli("train", "no/such/config.yaml")
-    assert done.returncode == 2 and "no such config file" in done.stderr
+def test_unknown_key_and_missing_file_exit_2(capsys):
+    status, err = run_main(capsys, "train", str(CONFIGS_DIR / "lora.yaml"), "--set", "learning_rat=1e-4")
+    assert status == 2 and "learning_rate" in err  # the "did you mean" hint
+    status, err = run_main(capsys, "train", "no/such/config.yaml")
+    assert status == 2 and "no such config file" in err
 
 
-def test_merge_of_a_folder_without_adapter_exits_2(tmp_path):
-    done = run_cli("merge", "--adapter", str(tmp_path), "-o", str(tmp_path / "out"))
-    assert done.returncode == 2 and "adapter_config.json" in done.stderr
+def test_merge_of_a_folder_without_adapter_exits_2(capsys, tmp_path):
+    status, err = run_main(capsys, "merge", "--adapter", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert status == 2 and "adapter_config.json" in err

@@ -5,18 +5,15 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from ftkit import groups, models
+from ftkit import groups
 from ftkit.cli import main
 from ftkit.config import RunConfig, load_config
 from ftkit.errors import ConfigError, FtkitError
 from ftkit.train.run import CONFIG_FILE
-
-
-# The provisioned default model, found before the fixture below points FTKIT_HOME elsewhere.
-MODEL_DIR = str(models.embedded_model_dir())
 
 
 @pytest.fixture(autouse=True)
@@ -185,14 +182,11 @@ def test_load_group_applies_overrides_without_saving():
     assert groups.load_group("g").learning_rate == 1e-4
 
 
-def test_train_runs_a_stored_group(capsys, home, tmp_path):
-    out = tmp_path / "run"
-    assert cli(capsys, "groups", "create", "tiny", "--namespace", "sweep",
-               "--set", f"model_name_or_path={MODEL_DIR}",
-               "--set", "train_file=data/identity.jsonl", "--set", "max_samples=4",
-               "--set", "max_seq_length=64", "--set", "lora_rank=2", "--set", "max_steps=2",
-               "--set", "per_device_train_batch_size=2", "--set", "save_strategy=no",
-               "--set", "disable_tqdm=true", "--set", "plot_loss=false")[0] == 0
+def test_train_runs_a_stored_group(capsys, tiny_run):
+    fields = {**tiny_run, "lora_rank": 2, "max_steps": 2}
+    out = Path(fields.pop("output_dir"))
+    sets = [arg for key, value in fields.items() for arg in ("--set", f"{key}={value}")]
+    assert cli(capsys, "groups", "create", "tiny", "--namespace", "sweep", *sets)[0] == 0
     status, stdout, err = cli(capsys, "train", "--group", "tiny", "--namespace", "sweep",
                               "--set", f"output_dir={out}", "--set", "lora_rank=4")
     assert status == 0 and "run_summary.json" in stdout, err
