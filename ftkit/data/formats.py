@@ -1,78 +1,162 @@
-"""Data formats: what each looks like, reading files, and telling formats apart (lesson 02).
+"""Data formats: what each looks like, how it is read and written, telling them apart (lesson 02).
 
-A *container* is how records are stored (JSONL, a JSON array, CSV, parquet, plain .txt);
-a *format* is the shape of one record (Alpaca, OpenAI messages, ShareGPT, ...). Any
-format can live in any container that can hold it. Reading keeps each record's place
-(line, or index + line) so that every later message can point at it.
+A *format* is the shape of one record (Alpaca, OpenAI messages, ShareGPT, ...); how
+records are stored (JSONL, JSON array, CSV, parquet, .txt) is :mod:`ftkit.data.containers`'.
+Each format is one :class:`Format`: its fields, an example, and the two functions that
+read a record into the canonical shape (naming every problem) and write a canonical row
+back. Adding a format is adding one entry here (and its two functions).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Callable
 
+from . import chat, llamafactory as lf, preference as pref
+from .containers import CONTAINERS, Row, read_rows, read_text  # noqa: F401  (re-exported)
 from .report import DataError
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    kind: str  # "sft" (becomes messages), "preference" or "text"
+    kind: str  # what load() gives: "sft" (messages), "preference", "unpaired", "prompt", "text"
     fields: tuple  # the fields a record must have
     optional: tuple
     example: dict
     use: str  # when to use it, one line
+    parse: Callable = None  # (record, present) -> (canonical or None, [(field, message)])
+    write: Callable = None  # canonical row -> record; raises CannotHold
+    refuse: str | None = None  # a format ftkit recognises only to say why it cannot train it
 
+    def check(self, record, present: Counter | None = None) -> list:
+        """``[(field, message), ...]`` for one record (empty when it is good)."""
+        return self.read(record, present)[1]
+
+    def read(self, record, present: Counter | None = None) -> tuple:
+        if not isinstance(record, dict):
+            return None, [(None, f"a record must be a JSON object, got {_kind(record)}")]
+        if self.refuse:
+            return None, [(None, self.refuse)]
+        return self.parse(record, present or Counter())
+
+    def to_canonical(self, record: dict) -> dict:
+        row, problems = self.read(record)
+        if problems:
+            raise DataError(f"not a valid {self.name} record: " + "; ".join(
+                f"{f}: {m}" if f else m for f, m in problems))
+        return row
+
+    def from_canonical(self, row: dict) -> dict:
+        return self.write(row)
+
+
+def _kind(value) -> str:
+    from .turns import kind
+    return kind(value)
+
+
+MESSAGES = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Ferret."}]
 
 FORMATS = {f.name: f for f in [
-    Format("openai", "sft", ("messages",), (),
+    Format("openai", "sft", ("messages",), ("tools",),
            {"messages": [{"role": "user", "content": "Who are you?"},
+                         {"role": "assistant", "content": "I'm SmolLM.", "weight": 0},
+                         {"role": "user", "content": "Your name here?"},
                          {"role": "assistant", "content": "I am Ferret."}]},
-           "chat data in the shape chat APIs and TRL use; roles system/user/assistant"),
-    Format("sharegpt", "sft", ("conversations",), ("system",),
-           {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
-           "multi-turn chats scraped or exported as ShareGPT (from: human/gpt/system)"),
-    Format("chatglm3", "sft", ("conversations",), (),
+           "chat data as OpenAI fine-tuning and TRL use it (roles system/user/assistant/tool; "
+           "weight 0 = do not learn that answer; content may be a list of text parts)",
+           chat.parse_openai, chat.write_openai),
+    Format("sharegpt", "sft", ("conversations",), ("system", "tools"),
+           {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}],
+            "system": "Be brief."},
+           "ShareGPT as FastChat and LLaMA-Factory write it (from: human/gpt/system, "
+           "function_call/observation for tools)", lf.parse_sharegpt, lf.write_sharegpt),
+    Format("chatglm3", "sft", ("conversations",), ("tools",),
            {"conversations": [{"role": "user", "content": "Hi"},
                               {"role": "assistant", "content": "Hello!"}]},
-           "ChatGLM3 finetune_demo's data (conversations with role/content)"),
+           "ChatGLM3 finetune_demo's data (role/content; observation and tool turns; "
+           "loss: false = do not learn that turn)", chat.parse_chatglm3, chat.write_chatglm3),
     Format("firefly", "sft", ("conversation",), ("category", "conversation_id"),
            {"conversation": [{"human": "Hi", "assistant": "Hello!"}], "category": "chat"},
-           "Firefly JSONL: a conversation as a list of human/assistant pairs"),
+           "Firefly JSONL: a conversation as a list of human/assistant pairs",
+           chat.parse_firefly, chat.write_firefly),
     Format("firefly_csv", "sft", ("human", "assistant"), ("category",),
            {"category": "chat", "human": "Hi", "assistant": "Hello!"},
-           "seed 000's spreadsheet-friendly CSV: category,human,assistant, one turn per row"),
+           "seed 000's spreadsheet-friendly CSV: category,human,assistant, one turn per row",
+           chat.parse_firefly_csv, chat.write_firefly_csv),
     Format("alpaca", "sft", ("output",), ("instruction", "input", "system", "history"),
            {"instruction": "Translate into French.", "input": "Good morning.", "output": "Bonjour."},
-           "instruction tuning: an instruction, an optional input, the wanted output"),
+           "instruction tuning: an instruction, an optional input, the wanted output",
+           lf.parse_alpaca, lf.write_alpaca),
     Format("prompt_completion", "sft", ("prompt", "completion"), (),
            {"prompt": "The capital of France is", "completion": " Paris."},
-           "one prompt and the text that should follow it"),
+           "one prompt and the text that should follow it (TRL, standard or conversational)",
+           chat.parse_prompt_completion, chat.write_prompt_completion),
+    Format("prompt_response", "sft", ("prompt", "response"), (),
+           {"prompt": "类型#裙*长度#短裙", "response": "这条短裙轻盈透气，夏天穿很舒服。"},
+           "ChatGLM3's input-output files: one prompt, one response",
+           chat.parse_prompt_response, chat.write_prompt_response),
     Format("multitask", "sft", ("task", "input", "output"), (),
            {"task": "sentiment", "input": "I love it.", "output": "positive"},
-           "several tasks in one file, told apart (and weighted) by the task field"),
-    Format("preference", "preference", ("prompt", "chosen", "rejected"), ("score", "reject_reason"),
+           "several tasks in one file, told apart (and weighted) by the task field",
+           chat.parse_multitask, chat.write_multitask),
+    Format("preference", "preference", ("chosen", "rejected"), ("prompt", "score", "reject_reason"),
            {"prompt": "Is the Earth flat?", "chosen": "No, it is round.", "rejected": "Yes.",
             "score": {"chosen": 5, "rejected": 1}, "reject_reason": "misinformation"},
-           "RLHF / DPO: a better and a worse answer to the same prompt"),
+           "RLHF / DPO: a better and a worse answer to the same prompt (TRL; without 'prompt' "
+           "the shared beginning of both is the prompt)",
+           pref.parse_preference, pref.write_preference),
+    Format("openai_preference", "preference", ("input", "preferred_output", "non_preferred_output"),
+           (), {"input": {"messages": [{"role": "user", "content": "Is the Earth flat?"}]},
+                "preferred_output": [{"role": "assistant", "content": "No, it is round."}],
+                "non_preferred_output": [{"role": "assistant", "content": "Yes."}]},
+           "OpenAI's preference (DPO) fine-tuning rows",
+           pref.parse_openai_preference, pref.write_openai_preference),
+    Format("sharegpt_preference", "preference", ("conversations", "chosen", "rejected"), ("system",),
+           {"conversations": [{"from": "human", "value": "Is the Earth flat?"}],
+            "chosen": {"from": "gpt", "value": "No, it is round."},
+            "rejected": {"from": "gpt", "value": "Yes."}},
+           "LLaMA-Factory's ShareGPT preference data (ranking: true; dpo_en_demo.json)",
+           partial(lf.parse_sharegpt, spec=lf.SHAREGPT_PREFERENCE), lf.write_sharegpt_preference),
+    Format("alpaca_preference", "preference", ("chosen", "rejected"),
+           ("instruction", "input", "system", "history"),
+           {"instruction": "Is the Earth flat?", "input": "", "chosen": "No, it is round.",
+            "rejected": "Yes."},
+           "LLaMA-Factory's Alpaca preference data (ranking: true)",
+           partial(lf.parse_alpaca, spec=lf.ALPACA_PREFERENCE), lf.write_alpaca_preference),
+    Format("unpaired_preference", "unpaired", ("completion", "label"), ("prompt", "messages"),
+           {"prompt": "Is the Earth flat?", "completion": "Yes.", "label": False},
+           "KTO: one answer rated desirable (label true) or undesirable (false); TRL's "
+           "unpaired preference, or messages + label",
+           pref.parse_unpaired, pref.write_unpaired),
+    Format("prompt_only", "prompt", ("prompt",), (),
+           {"prompt": "Write a haiku about ferrets."},
+           "prompts without answers, for online methods (GRPO); nothing to learn by SFT",
+           chat.parse_prompt_only, chat.write_prompt_only),
+    Format("stepwise", "refused", ("prompt", "completions", "labels"), (),
+           {"prompt": "2 + 3 * 4 =", "completions": ["3 * 4 = 12", "2 + 12 = 14"],
+            "labels": [True, True]},
+           "TRL's stepwise supervision, for process reward models: recognised and refused",
+           None, pref.write_refused, pref.STEPWISE_REFUSAL),
     Format("text", "text", ("text",), (),
            {"text": "Ferrets are small, curious mammals."},
-           "plain text for continued pre-training; every token is learned"),
+           "plain text for continued pre-training; every token is learned",
+           chat.parse_text, chat.write_text),
 ]}
 
 ALIASES = {
-    "messages": "openai", "chatml": "openai", "instruction": "alpaca", "sft": "alpaca",
-    "dpo": "preference", "rlhf": "preference", "multi_task": "multitask", "multi-task": "multitask",
-    "pretrain": "text", "plain": "text", "firefly_jsonl": "firefly", "csv": "firefly_csv",
+    "messages": "openai", "chatml": "openai", "conversational": "openai", "instruction": "alpaca",
+    "sft": "alpaca", "dpo": "preference", "rlhf": "preference", "pairwise": "preference",
+    "multi_task": "multitask", "multi-task": "multitask", "pretrain": "text", "plain": "text",
+    "language_modeling": "text", "firefly_jsonl": "firefly", "csv": "firefly_csv",
     "prompt-completion": "prompt_completion", "completion": "prompt_completion",
+    "kto": "unpaired_preference", "unpaired": "unpaired_preference", "prompt-only": "prompt_only",
+    "openai_dpo": "openai_preference", "chatglm3_io": "prompt_response",
+    "input_output": "prompt_response", "stepwise_supervision": "stepwise",
 }
-
-CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
-              ".tsv": "csv", ".parquet": "parquet", ".txt": "txt"}
 
 
 def canonical_name(name: str) -> str:
@@ -85,191 +169,21 @@ def canonical_name(name: str) -> str:
     return key
 
 
-# ---------------------------------------------------------------------------- reading
-
-
-@dataclass
-class Row:
-    record: object  # normally a dict; anything else is reported by validation
-    place: dict  # {"line": n} or {"index": i, "line": n}
-
-
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    data = path.read_bytes()
-    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} and data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # a byte-order mark, as Excel writes it
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        hint = ""
-        for guess in ("gbk", "gb18030", "big5", "latin-1"):
-            try:
-                data.decode(guess)
-            except UnicodeDecodeError:
-                continue
-            hint = (f"; it reads as {guess.upper()}: pass encoding='{guess}' "
-                    f"(command line: --encoding {guess})")
-            break
-        raise DataError("cannot read the file", path, [{"line": line, "message":
-                        f"the file is not valid {encoding} text (byte 0x{data[error.start]:02x} "
-                        f"at offset {error.start}){hint}"}]) from None
-    except LookupError:
-        raise DataError(f"unknown encoding '{encoding}'; try utf-8, gbk or gb18030") from None
-
-
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
-def _json_error(text: str, error: json.JSONDecodeError) -> str:
-    return f"broken JSON: {error.msg} (column {error.colno})"
-
-
-def _read_jsonl(text: str, rows: list, problems: list) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue  # blank lines are not records
-        try:
-            rows.append(Row(json.loads(line), {"line": number}))
-        except json.JSONDecodeError as error:
-            problems.append({"line": number, "message": _json_error(line, error)})
-
-
-def _read_json(text: str, rows: list, problems: list) -> None:
-    """A JSON array, walked element by element so each record knows its line."""
-    decoder = json.JSONDecoder()
-    pos = _skip_ws(text, 0)
-    if pos == len(text):
-        return
-    if text[pos] != "[":
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as error:
-            problems.append({"line": error.lineno, "message": _json_error(text, error),
-                             "fatal": True})
-            return
-        if _skip_ws(text, end) < len(text):  # more values follow: it is JSON Lines
-            return _read_jsonl(text, rows, problems)
-        if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), list):
-            key = next(iter(value))
-            problems.append({"line": 1, "fatal": True, "message":
-                             f"the file is one object whose '{key}' holds a list; put the records "
-                             "themselves at the top: a JSON array [ {...}, ... ] or one per line (JSONL)"})
-            return
-        rows.append(Row(value, {"index": 0, "line": _line_of(text, pos)}))
-        return
-    pos = _skip_ws(text, pos + 1)
-    index = 0
-    while pos < len(text) and text[pos] != "]":
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as error:
-            problems.append({"index": index, "line": error.lineno, "fatal": True,
-                             "message": _json_error(text, error) + "; the rest of the file "
-                             "cannot be read"})
-            return
-        rows.append(Row(value, {"index": index, "line": _line_of(text, pos)}))
-        index += 1
-        pos = _skip_ws(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip_ws(text, pos + 1)
-        elif pos < len(text) and text[pos] != "]":
-            problems.append({"index": index, "line": _line_of(text, pos), "fatal": True,
-                             "message": "broken JSON: expected ',' or ']' between records"})
-            return
-    if pos >= len(text):
-        problems.append({"line": _line_of(text, len(text)), "fatal": True,
-                         "message": "broken JSON: the array is never closed with ']'"})
-    elif _skip_ws(text, pos + 1) < len(text):
-        problems.append({"line": _line_of(text, _skip_ws(text, pos + 1)), "fatal": True,
-                         "message": "broken JSON: extra text after the closing ']'"})
-
-
-def _read_csv(text: str, rows: list, problems: list, delimiter: str = ",") -> list | None:
-    """Rows as dicts keyed by the header; returns the header (None for an empty file)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return None
-    except csv.Error as error:
-        problems.append({"line": 1, "message": f"broken CSV header: {error}", "fatal": True})
-        return None
-    header = [name.strip() for name in header]
-    if not any(header):
-        problems.append({"line": 1, "fatal": True,
-                         "message": "the first line must name the columns, e.g. category,human,assistant"})
-        return header
-    while True:
-        start = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            problems.append({"line": start, "message": f"broken CSV: {error}"})
-            continue
-        if not any(cell.strip() for cell in cells):
-            continue  # blank row
-        if len(cells) != len(header):
-            problems.append({"line": start, "message":
-                             f"the row has {len(cells)} cells but the header names {len(header)} "
-                             f"columns ({', '.join(header)}); quote cells that contain a comma"})
-            continue
-        rows.append(Row(dict(zip(header, cells)), {"line": start}))
-    return header
-
-
-def _read_parquet(path: Path, rows: list) -> None:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as error:  # pyarrow raises several types for a bad file
-        raise DataError(f"{path}: not a readable parquet file ({error})", path) from None
-    rows.extend(Row(record, {"index": i}) for i, record in enumerate(table.to_pylist()))
-
-
-def container_of(path: Path, text_start: str = "") -> str:
-    if path.suffix.lower() in CONTAINERS:
-        return CONTAINERS[path.suffix.lower()]
-    start = text_start.lstrip()[:1]
-    return {"[": "json", "{": "jsonl"}.get(start, "txt")
-
-
-def read_rows(path, encoding: str = "utf-8") -> tuple[list[Row], list[dict], str, list | None]:
-    """``(rows, problems, container, csv_header)``; problems found while reading (broken
-    JSON, bad CSV rows) carry their place. Raises DataError for a missing or unreadable file."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file", path)
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give one data file (.jsonl, .json, .csv, .parquet, .txt)", path)
-    rows: list[Row] = []
-    problems: list[dict] = []
-    header = None
-    if path.suffix.lower() == ".parquet":
-        _read_parquet(path, rows)
-        return rows, problems, "parquet", None
-    text = read_text(path, encoding)
-    container = container_of(path, text[:100])
-    if container == "jsonl":
-        _read_jsonl(text, rows, problems)
-    elif container == "json":
-        _read_json(text, rows, problems)
-    elif container == "csv":
-        header = _read_csv(text, rows, problems, "\t" if path.suffix.lower() == ".tsv" else ",")
-    else:  # plain text: one record per non-empty line
-        rows.extend(Row({"text": line}, {"line": n})
-                    for n, line in enumerate(text.splitlines(), start=1) if line.strip())
-    return rows, problems, container, header
+def spec_format(formatting: str, columns: dict | None = None, tags: dict | None = None,
+                ranking: bool = False) -> Format:
+    """The format of one LLaMA-Factory ``dataset_info.json`` entry (its column map and tags)."""
+    spec = lf.check_spec(formatting, columns, tags, ranking)
+    parse = lf.parse_alpaca if spec.formatting == "alpaca" else lf.parse_sharegpt
+    base = FORMATS[{("alpaca", False): "alpaca", ("alpaca", True): "alpaca_preference",
+                    ("sharegpt", False): "sharegpt",
+                    ("sharegpt", True): "sharegpt_preference"}[spec.formatting, spec.ranking]]
+    kind = "preference" if spec.ranking else "unpaired" if spec.column("kto_tag") else (
+        "text" if spec.formatting == "alpaca" and not spec.column("response") else "sft")
+    fields = tuple(c for c in (spec.column("messages") if spec.formatting == "sharegpt"
+                               else spec.column("response"),) if c)
+    return replace(base, name=f"{spec.formatting} (dataset_info{', ranking' if spec.ranking else ''})",
+                   kind=kind, fields=fields, optional=tuple(sorted(spec.used() - set(fields))),
+                   parse=partial(parse, spec=spec))
 
 
 # ---------------------------------------------------------------------------- detection
@@ -280,9 +194,17 @@ def detect_record(record) -> str | None:
     if not isinstance(record, dict):
         return None
     keys = set(record)
+    if "preferred_output" in keys or "non_preferred_output" in keys:
+        return "openai_preference"
+    if "completions" in keys and "labels" in keys:
+        return "stepwise"
+    if "label" in keys and ("completion" in keys or "messages" in keys):
+        return "unpaired_preference"
     if "messages" in keys:
         return "openai"
     if "conversations" in keys:
+        if "chosen" in keys or "rejected" in keys:
+            return "sharegpt_preference"
         turns = record["conversations"]
         first = turns[0] if isinstance(turns, list) and turns else {}
         if isinstance(first, dict) and ("from" in first or "value" in first):
@@ -291,17 +213,21 @@ def detect_record(record) -> str | None:
     if "conversation" in keys:
         return "firefly"
     if "chosen" in keys or "rejected" in keys:
-        return "preference"
+        return "alpaca_preference" if "instruction" in keys else "preference"
     if "task" in keys:
         return "multitask"
     if "instruction" in keys or ("output" in keys and "input" in keys):
         return "alpaca"
     if "prompt" in keys and "completion" in keys:
         return "prompt_completion"
+    if "prompt" in keys and "response" in keys:
+        return "prompt_response"
     if "human" in keys and "assistant" in keys:
         return "firefly_csv"
     if "text" in keys:
         return "text"
+    if "prompt" in keys and keys <= {"prompt", "id", "source", "category", "metadata"}:
+        return "prompt_only"  # only then: {"prompt", "answer"} is a typo, not a prompt-only set
     return None
 
 

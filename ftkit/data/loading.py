@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .convert import to_canonical
-from .formats import FORMATS
 from .report import DataError, describe_all
+from .turns import CANONICAL_FIELDS as CANONICAL_COLUMNS
 from .validate import check_file
 
-CANONICAL_COLUMNS = ("messages", "prompt", "chosen", "rejected", "score", "reject_reason", "text")
+SHAPES = {"sft": "messages", "preference": "prompt/chosen/rejected",
+          "unpaired": "prompt/completion/label (unpaired preference, KTO)",
+          "prompt": "prompt (prompt-only: nothing to learn by SFT)", "text": "text"}
 
 
 def _to_dataset(rows: list[dict]):
@@ -51,10 +52,16 @@ def _select_split(dataset, split: str | None, path):
     return dataset.select(range(instruction.from_, instruction.to))
 
 
-def load(path, format: str = "auto", encoding: str = "utf-8", split: str | None = None,
-         on_error: str = "skip", verbose: bool = True):
+def load(path, format="auto", encoding: str = "utf-8", split: str | None = None,
+         on_error: str = "skip", verbose: bool = True, columns: dict | None = None,
+         tags: dict | None = None, ranking: bool = False):
     """Read a data file (JSONL, JSON array, CSV, parquet, .txt) in any supported format and
     return a ``datasets.Dataset`` in the canonical shape (see :mod:`ftkit.data.convert`).
+
+    ``format`` is ``"auto"``, a format name (``ftkit.data.FORMATS``), or, with ``columns``
+    / ``tags`` / ``ranking`` from a LLaMA-Factory ``dataset_info.json`` entry, that entry's
+    ``formatting`` (``"alpaca"`` or ``"sharegpt"``); the file is then read as LLaMA-Factory
+    reads it (``kto_tag`` is one of the ``columns``, as there).
 
     Bad records are skipped and listed (``on_error="skip"``) or make the load fail
     (``on_error="raise"``); a file that cannot be read at all, or with no good record,
@@ -63,23 +70,35 @@ def load(path, format: str = "auto", encoding: str = "utf-8", split: str | None 
     if on_error not in ("skip", "raise"):
         raise DataError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     path = Path(path)
-    fmt, good, problems, total = check_file(path, format, encoding)
+    fmt, good, problems, total, rows = check_file(path, format, encoding, columns, tags, ranking)
     fatal = [p for p in problems if p.get("fatal")]
     clean = [{k: v for k, v in p.items() if k != "fatal"} for p in problems]
     if fatal or not good or (problems and on_error == "raise"):
         why = f"{len(problems)} problem(s) found" + (" (no usable record)" if not good else "")
         raise DataError(f"cannot load {path}: {why}", path, clean)
-    rows = [to_canonical(row.record, fmt) for row in good]
     dataset = _select_split(_to_dataset(rows), split, path)
     if verbose:
-        kind = FORMATS[fmt].kind
-        shape = {"sft": "messages", "preference": "prompt/chosen/rejected", "text": "text"}[kind]
-        line = (f"loaded {path.name}: format {fmt}, kept {len(good)} of {total} record(s) as "
-                f"{shape}")
+        from .turns import kind_of_row
+
+        kind = kind_of_row(rows[0])
+        line = (f"loaded {path.name}: format {fmt.name}, kept {len(good)} of {total} record(s) as "
+                f"{SHAPES[kind]}")
         if split:
             line += f"; split {split}: {len(dataset)}"
         print(line)
         if problems:
             skipped = len({(p.get("index"), p.get("line")) for p in clean})
             print(f"skipped {skipped} bad record(s):\n{describe_all(path, clean)}")
+    return dataset
+
+
+def load_dataset_info(name: str, dataset_dir="data", **kwargs):
+    """A dataset named in LLaMA-Factory's ``dataset_info.json`` (in ``dataset_dir``), read
+    the way that entry says; ``num_samples`` keeps the first that many records."""
+    from .llamafactory import resolve
+
+    entry = resolve(name, dataset_dir)
+    dataset = load(**entry.load_arguments(), **kwargs)
+    if entry.num_samples:
+        dataset = dataset.select(range(min(entry.num_samples, len(dataset))))
     return dataset
