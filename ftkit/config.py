@@ -3,8 +3,10 @@
 Taught in lesson 00. Canonical names follow Hugging Face ``TrainingArguments`` where one
 exists (``learning_rate``, ``per_device_train_batch_size`` ...) and otherwise the names
 LLaMA-Factory and the seeds use (``method``, ``lora_rank``, ``quantization_bit`` ...).
-The seeds' own formats (Firefly JSON, ChatGLM3 YAML, Baichuan2 flags, a parameter group,
-LLaMA-Factory YAML) are read by :mod:`ftkit.dialects` into this one object.
+Other tools' files (LLaMA-Factory, Firefly, ChatGLM3, Baichuan2, a parameter group, shell
+scripts) are read by :mod:`ftkit.dialects` into this one object; this module knows no files.
+It also holds the one vocabulary the rest of ftkit uses: method names, optimizer names and
+the spelling of LoRA targets.
 
 Every mistake becomes a :class:`~ftkit.errors.ConfigError` that names the file, the line
 or field, and what is allowed: ``ftkit`` prints it and exits with status 2.
@@ -12,11 +14,13 @@ or field, and what is allowed: ``ftkit`` prints it and exits with status 2.
 
 from __future__ import annotations
 
+import ast
 import difflib
-import json
+import importlib.util
 import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 Method = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt"]
+METHODS = get_args(Method)
+PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # prepend virtual tokens: no packing
+PEFT_METHODS = ("lora", "qlora") + PROMPT_METHODS  # save an adapter, not a whole model
+Stage = Literal["sft", "pt", "dpo"]
+STAGES = get_args(Stage)
 Scheduler = Literal[
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
     "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
@@ -37,10 +46,53 @@ Optimizer = Literal[
     "paged_adamw_32bit", "adafactor", "sgd", "adagrad", "rmsprop", "lion_8bit", "lion_32bit",
     "paged_lion_8bit", "paged_lion_32bit", "adamw_torch_8bit", "adamw_torch_4bit",
 ]
+OPTIMIZERS = get_args(Optimizer)
 Strategy = Literal["no", "steps", "epoch"]
-OPTIMIZER_ALIASES = {"adamw_hf": "adamw_torch", "adamw": "adamw_torch", "adam": "adamw_torch"}
+OPTIMIZER_ALIASES = {"adamw_hf": "adamw_torch", "adamw": "adamw_torch", "adam": "adamw_torch",
+                     "default_optim": "adamw_torch"}
 
-# Fields passed to transformers.TrainingArguments under their own name.
+# LoRA targets: one spelling. "all-linear" (peft's) stands for every linear layer of the
+# decoder; "all" (LLaMA-Factory) and "all_linear" mean the same.
+ALL_LINEAR = "all-linear"
+# Fused query/key/value projections of some architectures: Baichuan's W_pack, ChatGLM's
+# query_key_value. On a model with separate projections the same choice is q, k and v.
+FUSED_QKV = {"W_pack": ("q_proj", "k_proj", "v_proj"),
+             "query_key_value": ("q_proj", "k_proj", "v_proj")}
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``: how YAML files and flags write lists."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def lora_targets(value) -> list[str] | None:
+    """The one spelling of a LoRA target list: ``"q_proj,v_proj"`` or ``"all"`` -> a list."""
+    if value is None:
+        return None
+    value = comma_list(value) if isinstance(value, str) else list(value)
+    if value in (["all"], ["all_linear"], [ALL_LINEAR]):
+        return [ALL_LINEAR]
+    return value
+
+
+def map_lora_targets(targets: list[str], module_names) -> tuple[list[str], list[str]]:
+    """``targets`` as the model with these module names has them, and a note per change.
+
+    A fused q/k/v name (``W_pack``, ``query_key_value``) that the model lacks becomes the
+    model's ``q_proj, k_proj, v_proj``; on a model that has it, it is used as named.
+    """
+    names = {name.rsplit(".", 1)[-1] for name in module_names}
+    mapped, notes = [], []
+    for target in targets:
+        if target in FUSED_QKV and target not in names and set(FUSED_QKV[target]) <= names:
+            mapped.extend(t for t in FUSED_QKV[target] if t not in mapped)
+            notes.append(f"lora_target {target} (fused q/k/v) is {', '.join(FUSED_QKV[target])} "
+                         "on this model")
+        elif target not in mapped:
+            mapped.append(target)
+    return mapped, notes
+
+# Fields of RunConfig passed to transformers.TrainingArguments under their own name.
 TRAINING_ARGUMENT_FIELDS = (
     "output_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate",
@@ -49,7 +101,35 @@ TRAINING_ARGUMENT_FIELDS = (
     "logging_strategy", "logging_steps", "save_strategy", "save_steps", "save_total_limit",
     "eval_strategy", "eval_steps", "report_to", "dataloader_num_workers", "deepspeed",
     "disable_tqdm", "remove_unused_columns", "log_level", "ddp_timeout", "use_cpu",
+    "load_best_model_at_end", "metric_for_best_model", "greater_is_better",
 )
+
+
+class DatasetSpec(BaseModel):
+    """One data file as a dataset registry describes it (LLaMA-Factory's ``dataset_info.json``).
+
+    ``columns`` / ``tags`` are the entry's own, or None where the entry gives none: then
+    LLaMA-Factory's defaults apply (``data/parser.py`` ``DatasetAttr``: alpaca
+    instruction/input/output, sharegpt conversations with from/value, human/gpt). As there,
+    an entry that gives ``columns`` leaves every column it does not name unset.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    file: str  # absolute path of a file or a folder of files
+    formatting: Literal["alpaca", "sharegpt"] = "alpaca"
+    columns: Optional[dict[str, str]] = None  # role in the record -> column name
+    tags: Optional[dict[str, str]] = None  # sharegpt: role/content keys and role names
+    ranking: bool = False  # preference pairs (chosen / rejected)
+    kto_tag: Optional[str] = None  # column of the desirable (true) / undesirable (false) label
+    split: str = "train"
+    num_samples: Optional[int] = Field(None, ge=1)
+
+    def load_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``ftkit.data.load``."""
+        return {"path": self.file, "format": self.formatting, "columns": self.columns,
+                "tags": self.tags, "ranking": self.ranking}
 
 
 class RunConfig(BaseModel):
@@ -58,7 +138,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # What to train, how.
-    stage: Literal["sft", "dpo"] = "sft"
+    stage: Stage = "sft"
     method: Method = "lora"
     model_name_or_path: str = "smollm2-135m-instruct"
     trust_remote_code: bool = False
@@ -66,6 +146,12 @@ class RunConfig(BaseModel):
 
     # Data.
     train_file: Optional[str] = None
+    # Data named through a dataset registry (LLaMA-Factory's dataset_info.json), resolved:
+    # several specs mix into one training set.
+    dataset_names: list[str] = Field(default_factory=list)  # as the config names them
+    dataset_dir: Optional[str] = None  # the folder whose dataset_info.json resolved them
+    datasets: list[DatasetSpec] = Field(default_factory=list)
+    eval_datasets: list[DatasetSpec] = Field(default_factory=list)
     val_file: Optional[str] = None
     test_file: Optional[str] = None
     data_format: str = "auto"
@@ -82,7 +168,7 @@ class RunConfig(BaseModel):
     lora_rank: int = Field(8, ge=1, le=4096)
     lora_alpha: float = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target: list[str] = Field(default_factory=lambda: ["all-linear"])
+    lora_target: list[str] = Field(default_factory=lambda: [ALL_LINEAR])
     use_rslora: bool = False
     use_dora: bool = False
     quantization_bit: Optional[Literal[4, 8]] = None
@@ -144,6 +230,11 @@ class RunConfig(BaseModel):
     save_total_limit: Optional[int] = Field(None, ge=1)
     eval_strategy: Strategy = "no"
     eval_steps: Optional[float] = Field(None, gt=0)
+    load_best_model_at_end: bool = False  # the final model is the best evaluated checkpoint
+    metric_for_best_model: Optional[str] = None  # None: eval loss (e.g. "loss", "rewards/accuracies")
+    greater_is_better: Optional[bool] = None  # None: False for names ending in "loss", else True
+    early_stopping_patience: Optional[int] = Field(None, ge=1)  # evaluations without improvement
+    early_stopping_threshold: float = Field(0.0, ge=0)  # the least change that counts as one
     report_to: list[str] = Field(default_factory=lambda: ["none"])
     dataloader_num_workers: int = Field(0, ge=0)
     deepspeed: Optional[Union[str, dict]] = None
@@ -155,6 +246,8 @@ class RunConfig(BaseModel):
     use_cpu: bool = False
     group_by_length: bool = False
     plot_loss: bool = True
+    # Any other transformers.TrainingArguments field, passed on as written.
+    trainer_extra: dict[str, Any] = Field(default_factory=dict)
 
     # Bookkeeping: where the config came from, and the keys ftkit keeps but does not act on.
     dialect: str = "ftkit"
@@ -165,14 +258,15 @@ class RunConfig(BaseModel):
     def _optimizer_alias(cls, value):
         return OPTIMIZER_ALIASES.get(value, value) if isinstance(value, str) else value
 
+    @field_validator("dataset_names", mode="before")
+    @classmethod
+    def _names(cls, value):
+        return comma_list(value) if isinstance(value, str) else value
+
     @field_validator("lora_target", "report_to", "freeze_trainable_modules", mode="before")
     @classmethod
     def _comma_list(cls, value):
-        if isinstance(value, str):  # "q_proj,v_proj" or "all" from YAML/CLI
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if value is not None and list(value) in (["all"], ["all_linear"]):
-            return ["all-linear"]
-        return value
+        return lora_targets(value)  # "q_proj,v_proj" or "all" from YAML/CLI
 
     @field_validator("save_strategy", "eval_strategy", "logging_strategy", mode="before")
     @classmethod
@@ -200,7 +294,14 @@ class RunConfig(BaseModel):
             raise ValueError("warmup_steps and warmup_ratio are both set: keep one")
         if self.eval_strategy != "no" and not self.val_file and not self.val_size:
             raise ValueError(f"eval_strategy {self.eval_strategy} needs validation data: set val_file, or val_size (a fraction such as 0.1)")
-        if self.stage == "dpo" and self.method in ("prefix", "ptuning", "prompt"):
+        unknown = sorted(set(self.trainer_extra) - set(training_argument_names()))
+        if unknown:
+            raise ValueError(f"trainer_extra holds {', '.join(unknown)}: not transformers.TrainingArguments fields")
+        if (self.load_best_model_at_end or self.early_stopping_patience) and self.eval_strategy == "no":
+            raise ValueError("load_best_model_at_end and early_stopping_patience compare evaluations: set eval_strategy: steps (with eval_steps) or epoch, and val_file or val_size")
+        if self.load_best_model_at_end and self.save_strategy != self.eval_strategy:
+            raise ValueError(f"load_best_model_at_end reloads a saved checkpoint: set save_strategy to eval_strategy ({self.eval_strategy}), with save_steps a multiple of eval_steps")
+        if self.stage == "dpo" and self.method in PROMPT_METHODS:
             raise ValueError("stage dpo trains with method full, freeze, lora or qlora, not prompt methods")
         return self
 
@@ -215,6 +316,7 @@ class RunConfig(BaseModel):
             args["train_sampling_strategy"] = "group_by_length"
         if self.eval_steps is None:
             args.pop("eval_steps")
+        args.update(self.trainer_extra)
         return args
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,9 +332,69 @@ class RunConfig(BaseModel):
 FIELDS = tuple(RunConfig.model_fields)
 
 
-def closest_key(key: str, choices=FIELDS) -> str | None:
-    match = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+@lru_cache(maxsize=1)
+def training_argument_defaults() -> dict[str, Any]:
+    """Every field of the installed ``transformers.TrainingArguments`` with its default.
+
+    Read from transformers' source rather than imported: importing TrainingArguments
+    pulls in torch (seconds), and reading a config should stay instant. A default that is
+    not a literal is given as its source text.
+    """
+    spec = importlib.util.find_spec("transformers")
+    source = Path(spec.origin).parent / "training_args.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    cls = next(node for node in tree.body
+               if isinstance(node, ast.ClassDef) and node.name == "TrainingArguments")
+    defaults = {}
+    for node in cls.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        value = node.value
+        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
+            value = next((kw.value for kw in value.keywords if kw.arg == "default"), None)
+        try:
+            defaults[node.target.id] = ast.literal_eval(value) if value is not None else None
+        except ValueError:
+            defaults[node.target.id] = ast.unparse(value)
+    return defaults
+
+
+def training_argument_names() -> tuple[str, ...]:
+    return tuple(training_argument_defaults())
+
+
+def known_keys() -> tuple[str, ...]:
+    """Every key a canonical config may hold: RunConfig's fields and TrainingArguments'."""
+    return tuple(dict.fromkeys(FIELDS + training_argument_names()))
+
+
+def closest_key(key: str, choices=None) -> str | None:
+    """A key close enough to be a typo of ``key`` (``learnig_rate``), else None.
+
+    The cutoff is high on purpose: a "did you mean" that names another feature
+    (``use_badam`` -> ``use_dora``) misleads more than no hint at all.
+    """
+    match = difflib.get_close_matches(key, choices or known_keys(), n=1, cutoff=0.85)
     return match[0] if match else None
+
+
+# Words too common in key names to relate two keys (use_badam is not use_dora's kin).
+GENERIC_WORDS = {"use", "size", "type", "num", "max", "min", "per", "device", "steps",
+                 "strategy", "name", "path", "file", "and", "or", "is", "enable", "disable", ""}
+
+
+def hint(key: str, choices=None) -> str:
+    """What to say after "unknown key": a close name, else keys sharing a word, else --keys."""
+    choices = choices or known_keys()
+    close = closest_key(key, choices)
+    if close:
+        return f" (did you mean {close}?)"
+    words = set(key.lower().split("_")) - GENERIC_WORDS
+    related = sorted((name for name in choices if words & set(name.split("_"))),
+                     key=lambda name: -len(words & set(name.split("_"))))[:6]
+    if related:
+        return f"; related keys: {', '.join(related)} (all keys: ftkit config --keys)"
+    return "; see the keys ftkit reads with: ftkit config --keys"
 
 
 def _line_of(text: str | None, key: str) -> int | None:
@@ -251,8 +413,7 @@ def _describe(error: dict, origin: dict[str, str]) -> tuple[str, str]:
     field = ".".join(str(part) for part in error["loc"]) or "config"
     key = origin.get(field, field)
     if error["type"] == "extra_forbidden":
-        hint = closest_key(key)
-        return key, f"unknown key '{key}'" + (f" (did you mean {hint}?)" if hint else "")
+        return key, f"unknown key '{key}'" + hint(key)
     got = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "literal_error":
@@ -295,43 +456,3 @@ def parse_overrides(overrides) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=1e-4")
         parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
     return parsed
-
-
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        return path.read_text(encoding=encoding)
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def parse_mapping(path: str | Path, text: str) -> dict[str, Any]:
-    """A YAML or JSON file's top-level mapping, or a ConfigError with the line of the fault."""
-    try:
-        if Path(path).suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}:{error.lineno}: broken JSON: {error.msg}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: broken YAML: {getattr(error, 'problem', error)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, found {type(data).__name__}")
-    return data
-
-
-def load_config(path: str | Path, dialect: str | None = None, overrides=None) -> RunConfig:
-    """Read a config in any supported dialect, apply ``--set`` overrides, validate."""
-    from .dialects import read_dialect
-
-    raw, origin, text, found = read_dialect(path, dialect)
-    raw.update(parse_overrides(overrides))
-    raw["dialect"] = found
-    return validate(raw, source=path, text=text, origin=origin)

@@ -3,7 +3,7 @@
 Taught in lesson 11. A group is a :class:`~ftkit.config.RunConfig` saved as YAML under
 ``$FTKIT_HOME/groups/<namespace>/<name>.yaml`` (namespace ``default`` unless told). Groups
 are validated with the same rules as any config (they are read back by
-:func:`~ftkit.config.load_config`), written atomically (a temp file in the same folder, then
+:func:`~ftkit.dialects.load_config`), written atomically (a temp file in the same folder, then
 ``os.replace``: a crash leaves the old file or the new one, never half of one), and named
 with safe characters only, so a name can never point outside its folder.
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import RunConfig, load_config, parse_overrides, validate
+from .config import RunConfig, parse_overrides, validate
+from .dialects import load_config
 from .errors import FtkitError
 from .paths import ftkit_home
 
