@@ -7,6 +7,8 @@ every run and a lesson can assert on it. After training: :func:`load_adapter`,
 
 from __future__ import annotations
 
+import math
+
 
 def as_messages(prompt_or_messages, system: str | None = None) -> list[dict]:
     """A user prompt (str) or a message list, with an optional system message in front."""
@@ -139,27 +141,34 @@ def _texts(texts, tokenizer) -> list[str]:
     return out
 
 
-def perplexity(model, tokenizer, texts, max_length: int = 512) -> float:
+def perplexity(model, tokenizer, texts, batch_size: int = 8, max_length: int = 512) -> float:
     """exp(mean negative log-likelihood per predicted token) over ``texts`` (lower is better).
 
-    Token-weighted over the whole set, so a long text counts for its length; each text is
-    scored alone (no padding), truncated to ``max_length`` tokens.
+    ``texts``: strings, ``{"text": ...}`` rows or ``{"messages": [...]}`` rows (rendered with
+    the chat template). Token-weighted over the whole set, so a long text counts for its
+    length; every token after the first of each text (truncated to ``max_length``) is
+    predicted once. Batches are padded on the right and the padding is not counted, so the
+    result does not depend on ``batch_size``.
     """
-    import math
-
     import torch
 
+    texts = _texts(texts, tokenizer)
     total_nll, total_tokens = 0.0, 0
-    was_training = model.training
+    was_training, side = model.training, tokenizer.padding_side
     model.eval()
-    with torch.no_grad():
-        for text in _texts(texts, tokenizer):
-            ids = tokenizer(text, return_tensors="pt", truncation=True,
-                            max_length=max_length)["input_ids"].to(model.device)
-            if ids.shape[1] < 2:
-                continue
-            loss = model(input_ids=ids, labels=ids).loss  # mean over ids.shape[1] - 1 targets
-            total_nll += float(loss) * (ids.shape[1] - 1)
-            total_tokens += ids.shape[1] - 1
-    model.train(was_training)
+    tokenizer.padding_side = "right"  # positions start at 0 in every row
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                              truncation=True, max_length=max_length).to(model.device)
+            with torch.no_grad():
+                logits = model(**batch).logits[:, :-1].float()
+            targets = batch["input_ids"][:, 1:]
+            mask = batch["attention_mask"][:, 1:].bool()
+            total_nll += torch.nn.functional.cross_entropy(logits[mask], targets[mask],
+                                                           reduction="sum").item()
+            total_tokens += int(mask.sum())
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
     return math.exp(total_nll / total_tokens)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import models
+from .config import METHODS, PEFT_METHODS, PROMPT_METHODS, RunConfig, validate
 from .errors import ConfigError
 
-METHODS = ("full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt")
-PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # prepend virtual tokens: no packing
-PEFT_METHODS = ("lora", "qlora") + PROMPT_METHODS  # save an adapter, not a whole model
+__all__ = ["METHODS", "PEFT_METHODS", "PROMPT_METHODS", "ParameterCount", "count_parameters",
+           "as_config", "base_dtype", "load_base_model", "lora_config", "prompt_config",
+           "decoder_layers", "freeze", "prepare_kbit", "apply_method", "prepare_model"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,6 @@ def count_parameters(model) -> ParameterCount:
 
 def as_config(cfg=None, **fields):
     """A RunConfig from a RunConfig, a dict or nothing, with ``fields`` applied on top."""
-    from .config import RunConfig, validate
-
     if cfg is None and not fields:
         return RunConfig()
     if isinstance(cfg, RunConfig) and not fields:
@@ -87,8 +87,6 @@ def base_dtype(cfg) -> str:
 
 def load_base_model(cfg=None, device: str | None = None, **fields):
     """The base model the method trains on: bitsandbytes-quantized for qlora, else plain."""
-    from . import models
-
     cfg = as_config(cfg, **fields)
     quantization = None
     dtype = base_dtype(cfg)
@@ -171,7 +169,21 @@ def freeze(model, trainable_layers: int = 2, trainable_modules: list[str] | None
             param.requires_grad_(True)
 
 
-def apply_method(model, cfg=None, tokenizer=None, verbose: bool = True, **fields):
+def prepare_kbit(model, cfg):
+    """QLoRA's preparation of a quantized base, before the adapter goes on: norms in float32,
+    gradients reaching the adapters through the frozen inputs, and (when asked) activation
+    checkpointing without re-entrant autograd (it works with frozen inputs)."""
+    from peft import prepare_model_for_kbit_training
+
+    if not getattr(model, "is_quantized", False):
+        raise ConfigError("method qlora needs a quantized base model: load it with "
+                          "ftkit.methods.load_base_model(cfg)")
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def apply_method(model, cfg=None, verbose: bool = True, **fields):
     """Make ``model`` ready for ``cfg.method``; return ``(model, ParameterCount)``.
 
     PEFT methods return a ``PeftModel`` that wraps ``model``; full and freeze change
@@ -179,7 +191,7 @@ def apply_method(model, cfg=None, tokenizer=None, verbose: bool = True, **fields
     ``apply_method(model, method="lora", lora_rank=4)``.
     """
     import torch
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model
 
     cfg = as_config(cfg, **fields)
     method = cfg.method
@@ -190,18 +202,10 @@ def apply_method(model, cfg=None, tokenizer=None, verbose: bool = True, **fields
         freeze(model, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules)
     elif method in ("lora", "qlora"):
         if method == "qlora":
-            if not getattr(model, "is_quantized", False):
-                raise ConfigError("method qlora needs a quantized base model: load it with "
-                                  "ftkit.methods.load_base_model(cfg)")
-            # Casts norms to fp32 and lets gradients reach the adapters through frozen inputs.
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+            model = prepare_kbit(model, cfg)
         model = get_peft_model(model, lora_config(cfg))
-    elif method in PROMPT_METHODS:
+    else:  # a prompt method (RunConfig admits no other name)
         model = get_peft_model(model, prompt_config(model, cfg))
-    else:  # RunConfig validation makes this unreachable; kept for duck-typed configs
-        raise ConfigError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     # Trainable weights learn in float32 even when the frozen base is stored in half precision.
     for param in model.parameters():
         if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):

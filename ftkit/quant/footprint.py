@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import models
 from ..errors import FtkitError
+from ..infer import chat, perplexity
 from ..paths import DATA_DIR
 from .bnb import quant_state_bytes
 
@@ -98,30 +99,6 @@ def load_texts(path: str | Path = HELDOUT_TEXT, limit: int | None = None) -> lis
     return texts[:limit]
 
 
-def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_length: int = 256) -> float:
-    """exp(mean negative log-likelihood per predicted token) over all texts.
-
-    Every token after the first of each text is predicted once; padding is not counted,
-    so the result does not depend on ``batch_size``.
-    """
-    import torch
-
-    total_nll, total_tokens = 0.0, 0
-    side, tokenizer.padding_side = tokenizer.padding_side, "right"  # positions start at 0
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                          truncation=True, max_length=max_length).to(model.device)
-        with torch.no_grad():
-            logits = model(**batch).logits[:, :-1].float()
-        targets = batch["input_ids"][:, 1:]
-        mask = batch["attention_mask"][:, 1:].bool()
-        nll = torch.nn.functional.cross_entropy(logits[mask], targets[mask], reduction="sum")
-        total_nll += nll.item()
-        total_tokens += int(mask.sum())
-    tokenizer.padding_side = side
-    return float(torch.exp(torch.tensor(total_nll / total_tokens)))
-
-
 def generation_speed(model, tokenizer, prompt: str = "Tell me about the sea.", new_tokens: int = 16) -> float:
     """Tokens per second of greedy generation, after one warm-up token."""
     import torch
@@ -139,8 +116,6 @@ def measure_variant(name: str, tokenizer, texts: list[str], questions: list[str]
                     model_name: str | None = None, device: str | None = None,
                     new_tokens: int = 8, answer_tokens: int = 24) -> dict:
     """One row of the model-level table."""
-    from ..infer import chat
-
     model = load_variant(name, model_name, device)
     counted = count_bytes(model)
     row = {

@@ -1,24 +1,42 @@
-"""Training runs: ``finetune(config) -> RunResult`` on Hugging Face Trainer and peft.
+"""Training runs: ``finetune(config) -> RunResult``, one recipe for every stage.
 
-Taught in lessons 03-07. Modules: ``run`` (finetune), ``collate`` (dynamic padding, packing),
-``callbacks`` (live loss plot, memory meter, stop/resume helpers), ``summary``
-(run_summary.json), ``oom`` (out-of-memory advice). Heavy imports wait for first use.
+Taught in lessons 03-09. :func:`finetune` picks the stage from the config: ``stage: sft``
+(chat examples, :mod:`.sft`), ``pt`` (plain text, :mod:`.pt`), ``dpo`` (preference pairs,
+:mod:`.dpo`), and multi-task SFT when the config mixes or weights tasks (:mod:`.multitask`).
+What every run does (arguments, output folder, out-of-memory advice, resume, evaluation
+during training, early stopping, the final evaluation, saving, the summary) is
+:mod:`.recipe`'s. Also here: ``collate`` (dynamic padding, packing), ``callbacks`` (live
+loss plot, memory meter, early stopping, stop/resume helpers), ``summary``
+(run_summary.json), ``oom`` (out-of-memory advice), ``distributed`` (several processes).
 """
 
-__all__ = ["finetune", "RunResult", "resolve_config", "StopAfterSteps", "read_summary"]
+from __future__ import annotations
+
+from . import dpo, multitask, pt, sft
+from .callbacks import StopAfterSteps
+from .recipe import RunResult, Stage, StageData, resolve_config, run
+from .summary import read_summary
+
+__all__ = ["finetune", "stage_for", "STAGES", "RunResult", "Stage", "StageData",
+           "resolve_config", "StopAfterSteps", "read_summary"]
+
+STAGES = {"sft": sft.STAGE, "pt": pt.STAGE, "dpo": dpo.STAGE}
 
 
-def __getattr__(name):
-    if name in ("finetune", "RunResult", "resolve_config"):
-        from . import run
+def stage_for(cfg) -> Stage:
+    """The stage that trains ``cfg``: multi-task when it mixes or weights tasks, else ``cfg.stage``."""
+    return multitask.STAGE if multitask.is_multitask(cfg) else STAGES[cfg.stage]
 
-        return getattr(run, name)
-    if name == "StopAfterSteps":
-        from .callbacks import StopAfterSteps
 
-        return StopAfterSteps
-    if name == "read_summary":
-        from .summary import read_summary
+def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: bool = True,
+             **overrides) -> RunResult:
+    """Train as ``config`` says (a RunConfig, a dict, or a config file in any dialect).
 
-        return read_summary
-    raise AttributeError(f"module 'ftkit.train' has no attribute {name!r}")
+    ``overrides`` are config fields, e.g. ``finetune("configs/lora.yaml", max_steps=5)``.
+    ``model`` is a base model to train instead of loading one (the method is applied to it
+    in place); ``callbacks`` are extra ``TrainerCallback`` objects; ``verbose=False`` prints
+    nothing but errors.
+    """
+    cfg = resolve_config(config, overrides)
+    return run(stage_for(cfg), cfg, model=model, tokenizer=tokenizer, callbacks=callbacks,
+               verbose=verbose)

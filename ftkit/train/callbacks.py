@@ -1,4 +1,5 @@
-"""Trainer callbacks: a live loss plot in notebooks, a memory meter, and two small controls.
+"""Trainer callbacks: a live loss plot in notebooks, a memory meter, early stopping, and two
+small controls.
 
 Taught in lesson 03. The progress bar itself is Trainer's own (a table in notebooks, tqdm in
 a terminal); :class:`LiveLossPlot` adds a loss curve that redraws in place while training,
@@ -10,8 +11,11 @@ from __future__ import annotations
 import io
 import time
 
-from transformers import TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
+
+from ..plots.training import loss_curve
+from ..vram import grad_bytes, optimizer_bytes, param_bytes
 
 
 def in_notebook() -> bool:
@@ -33,8 +37,6 @@ class LiveLossPlot(TrainerCallback):
 
     def _draw(self, state) -> None:
         from IPython.display import Image, display
-
-        from ..plots.training import loss_curve
 
         if not any("loss" in row for row in state.log_history):
             return
@@ -96,8 +98,6 @@ class MemoryMeter(TrainerCallback):
     def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.parts or model is None:
             return  # the parts do not change after the first step
-        from ..vram import grad_bytes, optimizer_bytes, param_bytes
-
         self.parts = {"weights": param_bytes(model), "gradients": grad_bytes(model)}
         if optimizer is not None:
             self.parts["optimizer"] = optimizer_bytes(optimizer)
@@ -120,6 +120,20 @@ def standard_callbacks(title: str = "training loss") -> tuple[MemoryMeter, list[
     """The meter and the callbacks every ftkit trainer gets (the plot only in notebooks)."""
     meter = MemoryMeter()
     return meter, [meter, LogFinalStep()] + ([LiveLossPlot(title=title)] if in_notebook() else [])
+
+
+def early_stopping(cfg) -> EarlyStoppingCallback | None:
+    """transformers' early stopping when ``early_stopping_patience`` asks for it: stop after
+    that many evaluations in a row without improving ``metric_for_best_model`` (the eval loss
+    unless set) by more than ``early_stopping_threshold``."""
+    if not cfg.early_stopping_patience:
+        return None
+    return EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold)
+
+
+def stopped_early(callback: EarlyStoppingCallback | None) -> bool:
+    """True when the early-stopping callback ended the run (its patience ran out)."""
+    return bool(callback and callback.early_stopping_patience_counter >= callback.early_stopping_patience)
 
 
 def quiet_if_asked(trainer) -> None:

@@ -9,6 +9,9 @@ and the attention mask built from those positions keeps examples from seeing eac
 
 from __future__ import annotations
 
+from ..config import PROMPT_METHODS
+from ..data import packing_collator
+
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 
 
@@ -31,17 +34,25 @@ def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> ModelI
         pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"))
 
 
-def packing_collator() -> ModelInputsCollator:
-    """One row per batch, ``position_ids`` restarting at 0 for each example, no padding."""
-    from ..data.packing import packing_collator as flattening
-
+def make_collator(tokenizer, packing: bool = False) -> ModelInputsCollator:
+    """Padding per batch, or with ``packing`` one row per batch (``ftkit.data.packing_collator``:
+    ``position_ids`` restarting at 0 for each example, no padding)."""
+    if not packing:
+        return padding_collator(tokenizer)
     # The attention mask must be absent: transformers then derives a block-diagonal mask
     # from the restarting position_ids (examples cannot attend to each other).
-    return ModelInputsCollator(flattening(), keys=("input_ids", "labels"))
+    return ModelInputsCollator(packing_collator(), keys=("input_ids", "labels"))
 
 
-def make_collator(tokenizer, packing: bool = False) -> ModelInputsCollator:
-    return packing_collator() if packing else padding_collator(tokenizer)
+def packing_allowed(cfg, verbose: bool = True) -> bool:
+    """``cfg.packing``, except for prompt methods (said when ``verbose``): their virtual tokens
+    go in front of each row, and a packed row holds several examples."""
+    if cfg.packing and cfg.method in PROMPT_METHODS:
+        if verbose:
+            print(f"ftkit: packing is off for method {cfg.method}: its virtual tokens go in front "
+                  "of each row, and a packed row holds several examples. Padding per batch instead.")
+        return False
+    return cfg.packing
 
 
 def real_tokens(batch) -> int:

@@ -1,4 +1,4 @@
-"""``train_dpo(config)``: preference alignment with TRL's ``DPOTrainer`` (stage ``dpo``).
+"""Preference alignment (stage ``dpo``) with TRL's ``DPOTrainer``.
 
 Taught in lesson 08 (``notebooks/08_dpo.ipynb``). Data are preference pairs (seed 004's
 RLHF/DPO format: ``prompt``, ``chosen``, ``rejected``, optional ``score`` and
@@ -10,44 +10,32 @@ of the chosen answer up against the rejected one, measured relative to a frozen 
 The reference costs no second copy of the weights: with LoRA / QLoRA it is the same model
 with the adapter switched off; with full / freeze its log-probabilities are computed once
 before training (``precompute_ref_log_probs``) and the copy is never kept. The output folder
-receives what ``finetune`` writes (adapter or model, tokenizer, ``run_config.yaml``,
-Trainer state, ``training_loss.png``, ``run_summary.json``) plus ``dpo_rewards.png``.
+receives what every run writes (adapter or model, tokenizer, ``run_config.yaml``, Trainer
+state, ``training_loss.png``, ``run_summary.json``) plus ``dpo_rewards.png``; the summary adds
+``dpo_beta``, ``dpo_loss_type``, ``reward_accuracy``, ``reward_margin`` (last logged) and, with
+evaluation data, ``eval_before`` / ``eval_after`` (:func:`preference_metrics` of the held-out
+pairs before and after training). ``train_dpo`` is ``finetune`` with ``stage: dpo``.
 """
 
 from __future__ import annotations
 
 from trl import DPOConfig, DPOTrainer
 
+from .. import data
 from ..errors import FtkitError
-from . import distributed
-from .callbacks import quiet_if_asked, standard_callbacks
-from .run import (RunResult, _prepare_output_dir, common_arguments, data_path, predicted_bytes,
-                  resolve_config, save_run)
-from .summary import build_summary
+from ..methods import lora_config, prepare_kbit
+from ..plots.alignment import save_rewards_plot
+from .recipe import RunResult, Stage, StageData, build_arguments, data_path, run, split_train_eval
+from .summary import last_logged
 
 REWARDS_PLOT_FILE = "dpo_rewards.png"
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 
 
-def load_preferences(cfg):
-    """``(train, eval or None)``: preference pairs from ``train_file`` / ``val_file``."""
-    if not cfg.train_file:
-        raise FtkitError("train_file is not set: stage dpo needs preference pairs, "
-                         "e.g. train_file: data/preference.jsonl")
-    train = _preference_file(cfg, cfg.train_file)
-    if cfg.max_samples:
-        train = train.select(range(min(cfg.max_samples, len(train))))
-    evaluation = _preference_file(cfg, cfg.val_file) if cfg.val_file else None
-    if evaluation is None and cfg.val_size:
-        split = train.train_test_split(test_size=cfg.val_size, seed=cfg.seed)
-        train, evaluation = split["train"], split["test"]
-    return train, evaluation
-
-
-def _preference_file(cfg, name):
-    from .. import data
-
-    dataset = data.load(data_path(name), format=cfg.data_format, encoding=cfg.encoding)
+def read_preferences(cfg, name: str, verbose: bool = True):
+    """One file of preference pairs; other data are refused with what the file holds instead."""
+    dataset = data.load(data_path(name), format=cfg.data_format, encoding=cfg.encoding,
+                        verbose=verbose)
     missing = [c for c in PREFERENCE_COLUMNS if c not in dataset.column_names]
     if missing:
         raise FtkitError(
@@ -58,21 +46,13 @@ def _preference_file(cfg, name):
     return dataset.select_columns(list(PREFERENCE_COLUMNS))  # score/reject_reason: for people
 
 
-def dpo_arguments(cfg) -> DPOConfig:
-    """``DPOConfig``: every TrainingArguments field of the config plus the DPO ones."""
-    args = common_arguments(cfg)
-    args.update(
-        beta=cfg.dpo_beta,
-        loss_type=[t.strip() for t in cfg.dpo_loss_type.split(",")],  # "sigmoid,sft" mixes losses
-        max_length=cfg.max_seq_length,
-        # full / freeze: score the reference once before training instead of keeping a copy
-        precompute_ref_log_probs=cfg.method in ("full", "freeze"),
-        prediction_loss_only=True,  # else TRL recomputes the logits of every eval batch
-    )
-    try:
-        return DPOConfig(**args)
-    except (ValueError, TypeError, ImportError) as error:
-        raise FtkitError(f"DPOConfig refused these settings: {error}") from None
+def load_preferences(cfg, verbose: bool = True):
+    """``(train, eval or None)``: preference pairs from ``train_file`` / ``val_file``."""
+    if not cfg.train_file:
+        raise FtkitError("train_file is not set: stage dpo needs preference pairs, "
+                         "e.g. train_file: data/preference.jsonl")
+    return split_train_eval(cfg, read_preferences(cfg, cfg.train_file, verbose),
+                            lambda name: read_preferences(cfg, name, verbose))
 
 
 class FtkitDPOTrainer(DPOTrainer):
@@ -83,9 +63,15 @@ class FtkitDPOTrainer(DPOTrainer):
     assistant header) and ``max_completion_length`` the *first* tokens of each answer.
     """
 
+    activation_bytes = 0  # DPO's activations are predicted, not metered
+
     def __init__(self, *args, max_prompt_length=None, max_completion_length=None, **kwargs):
         self.max_prompt_length, self.max_completion_length = max_prompt_length, max_completion_length
         super().__init__(*args, **kwargs)
+
+    @property
+    def real_tokens(self) -> int:
+        return int(getattr(self, "_total_train_tokens", 0))
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
@@ -104,100 +90,86 @@ class FtkitDPOTrainer(DPOTrainer):
         return dataset.map(cut)
 
 
-def _model_and_peft_config(cfg, model, tokenizer, verbose):
-    """The policy to train and the peft config TRL wraps it with (None for full / freeze)."""
-    from peft import prepare_model_for_kbit_training
-
-    from ..methods import apply_method, load_base_model, lora_config
-
-    model = model if model is not None else load_base_model(cfg)
-    if cfg.method in ("lora", "qlora"):
-        if cfg.method == "qlora":
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False})
-        return model, lora_config(cfg)  # TRL adds it; the reference = adapter switched off
-    model, _ = apply_method(model, cfg, tokenizer, verbose=verbose)  # full / freeze, in place
-    return model, None
-
-
-def train_dpo(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: bool = True,
-              **overrides) -> RunResult:
-    """Align a model on preference pairs as ``config`` says (stage ``dpo``).
-
-    Same arguments and result as :func:`ftkit.train.finetune`; the summary adds
-    ``dpo_beta``, ``dpo_loss_type``, ``reward_accuracy``, ``reward_margin`` (last logged)
-    and, when there is evaluation data, ``eval_before`` / ``eval_after`` (log-probability
-    margin, reward accuracy and loss of the held-out pairs before and after training).
-    """
-    from transformers import set_seed
-
-    from .. import models
-    from ..methods import count_parameters
-
-    cfg = resolve_config(config, {"stage": "dpo", **overrides})
-    args = dpo_arguments(cfg)
-    train_set, eval_set = load_preferences(cfg)
-    out = _prepare_output_dir(cfg)
-    tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
-    set_seed(cfg.seed)
-    model, peft_config = _model_and_peft_config(cfg, model, tokenizer, verbose)
-    meter, extra = standard_callbacks("DPO loss")
-    trainer = FtkitDPOTrainer(
-        model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-        processing_class=tokenizer, peft_config=peft_config, callbacks=extra + list(callbacks),
-        max_prompt_length=cfg.max_prompt_length, max_completion_length=cfg.max_completion_length)
-    quiet_if_asked(trainer)
-    params = count_parameters(trainer.model)
-    if verbose and distributed.is_main_process():
-        print(f"dpo/{cfg.method}: {params}")
-    before = preference_metrics(trainer) if eval_set is not None else None
-    output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
-    after = preference_metrics(trainer) if eval_set is not None else None
-    summary = _save(cfg, trainer, tokenizer, out, output, params, meter, before, after)
-    if verbose and distributed.is_main_process():
-        print(f"ftkit: DPO {summary['steps']} steps, loss {summary['first_loss']} -> "
-              f"{summary['last_loss']}, reward accuracy {summary['reward_accuracy']}; saved to {out}")
-    return RunResult(cfg, out, summary, trainer.model, tokenizer, trainer, params)
-
-
-def preference_metrics(trainer, dataset=None) -> dict:
+def preference_view(metrics: dict, prefix: str = "eval") -> dict:
     """Loss, reward accuracy and margins, and the policy's log-probability margin
-    ``log pi(chosen) - log pi(rejected)`` (mean over pairs) on ``dataset`` or the eval set."""
-    metrics = trainer.evaluate(eval_dataset=dataset)  # TRL names its metrics eval_*
-    get = lambda key: metrics[f"eval_{key}"]  # noqa: E731
+    ``log pi(chosen) - log pi(rejected)`` (mean over pairs), from TRL's evaluation metrics."""
+    def get(key):
+        return metrics[f"{prefix}_{key}"]
+
     return {"loss": get("loss"), "reward_accuracy": get("rewards/accuracies"),
             "reward_margin": get("rewards/margins"),
             "logp_chosen": get("logps/chosen"), "logp_rejected": get("logps/rejected"),
             "logp_margin": get("logps/chosen") - get("logps/rejected")}
 
 
-def _last_logged(history, key):
-    values = [row[key] for row in history if key in row and "loss" in row]
-    return values[-1] if values else None
+def preference_metrics(trainer, dataset=None) -> dict:
+    """:func:`preference_view` of an evaluation on ``dataset`` (default: the eval set)."""
+    return preference_view(trainer.evaluate(eval_dataset=dataset))
 
 
-def _save_rewards_plot(history, out) -> None:
-    from ..plots.alignment import save_rewards_plot
-
+def save_dpo_rewards_plot(history, out) -> None:
     save_rewards_plot(history, out / REWARDS_PLOT_FILE)
 
 
-def _save(cfg, trainer, tokenizer, out, output, params, meter, before, after) -> dict:
-    """Write what finetune writes (rank 0 only) and return the summary."""
-    trainer.save_model(str(out))  # Trainer saves on the main process only
-    history = trainer.state.log_history
-    # TRL runs chosen and rejected answers as one batch of twice the rows; the reference
-    # pass (adapters switched off, or log-probs computed before training) keeps nothing.
-    # Measured: weights, gradients and optimizer state; DPO's activations are not metered.
-    memory = {"predicted_bytes": predicted_bytes(cfg, trainer.model,
-                                                 batch_size=2 * cfg.per_device_train_batch_size),
-              "measured_bytes": meter.measured_bytes(0), "measured_parts": dict(meter.parts)}
-    tokens = int(getattr(trainer, "_total_train_tokens", 0))
-    summary = build_summary(cfg, trainer, output.metrics, params, tokens, memory, False)
-    summary.update(dpo_beta=cfg.dpo_beta, dpo_loss_type=cfg.dpo_loss_type,
-                   reward_accuracy=_last_logged(history, "rewards/accuracies"),
-                   reward_margin=_last_logged(history, "rewards/margins"),
-                   eval_before=before, eval_after=after)
-    save_run(cfg, trainer, tokenizer, out, summary, extra_plots=[_save_rewards_plot])
-    return summary
+class PreferenceStage(Stage):
+    name = "dpo"
+    loss_title = "DPO loss"
+
+    def arguments(self, cfg, args: dict) -> DPOConfig:
+        """``DPOConfig``: every TrainingArguments field of the config plus the DPO ones."""
+        args.update(
+            beta=cfg.dpo_beta,
+            loss_type=[t.strip() for t in cfg.dpo_loss_type.split(",")],  # "sigmoid,sft" mixes losses
+            max_length=cfg.max_seq_length,
+            # full / freeze: score the reference once before training instead of keeping a copy
+            precompute_ref_log_probs=cfg.method in ("full", "freeze"),
+            prediction_loss_only=True,  # else TRL recomputes the logits of every eval batch
+        )
+        return build_arguments(DPOConfig, args)
+
+    def data(self, cfg, tokenizer, verbose):
+        return StageData(*load_preferences(cfg, verbose))
+
+    def method(self, cfg, model):
+        """LoRA / QLoRA: TRL adds the adapter (the reference = the adapter switched off)."""
+        if cfg.method in ("lora", "qlora"):
+            if cfg.method == "qlora":
+                model = prepare_kbit(model, cfg)
+            return model, {"peft_config": lora_config(cfg)}
+        return super().method(cfg, model)  # full / freeze, in place
+
+    def trainer(self, cfg, model, args, stage_data, tokenizer, callbacks, peft_config=None):
+        return FtkitDPOTrainer(
+            model=model, args=args, train_dataset=stage_data.train, eval_dataset=stage_data.eval,
+            processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+            max_prompt_length=cfg.max_prompt_length, max_completion_length=cfg.max_completion_length)
+
+    def before_training(self, trainer, stage_data):
+        return {"eval": preference_metrics(trainer)} if stage_data.eval is not None else {}
+
+    def extras(self, cfg, trainer, stage_data, final_eval, before):
+        history = trainer.state.log_history
+        return {"dpo_beta": cfg.dpo_beta, "dpo_loss_type": cfg.dpo_loss_type,
+                "reward_accuracy": last_logged(history, "rewards/accuracies", among="loss"),
+                "reward_margin": last_logged(history, "rewards/margins", among="loss"),
+                "eval_before": before.get("eval"),
+                "eval_after": preference_view(final_eval) if final_eval else None}
+
+    def memory_overrides(self, cfg):
+        # TRL runs chosen and rejected answers as one batch of twice the rows; the reference
+        # pass (adapters switched off, or log-probs computed before training) keeps nothing.
+        return {"batch_size": 2 * cfg.per_device_train_batch_size}
+
+    def plots(self):
+        return [save_dpo_rewards_plot]
+
+    def report(self, summary):
+        return f", reward accuracy {summary['reward_accuracy']}"
+
+
+STAGE = PreferenceStage()
+
+
+def train_dpo(config=None, **kwargs) -> RunResult:
+    """``finetune`` with ``stage: dpo`` (the name lesson 08 knows)."""
+    return run(STAGE, config, **{**kwargs, "stage": "dpo"})

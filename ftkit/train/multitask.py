@@ -1,18 +1,7 @@
-"""``train_multitask(config)``: several tasks in one run, mixed by weight, with a loss per task.
+"""Multi-task training: several tasks in one run, mixed by weight, with a loss per task.
 
-Taught in lesson 09 (``notebooks/09_multitask_and_scale.ipynb``). Seed 004's multi-task
-records carry a ``task`` field; ``task_field`` names it (or, with several files in
-``train_file: a.jsonl,b.jsonl``, a file without it is one task named after the file).
-
-*Mixing* decides which examples a batch holds (``mix_strategy``):
-
-* ``concat``      every example once, shuffled: tasks appear in their natural proportions;
-* ``interleave``  draw each example's task with probability ``task_weights`` (normalized),
-  through ``datasets.interleave_datasets``: a small task is repeated, a big one thinned;
-* ``temperature`` probability proportional to ``(weight * size) ** (1 / mix_temperature)``:
-  T = 1 keeps natural proportions, a large T flattens them towards uniform.
-
-The mixed set keeps the size of the data, so an epoch means the same number of steps.
+Taught in lesson 09 (``notebooks/09_multitask_and_scale.ipynb``). Reading, weighting and
+mixing the tasks is data (:mod:`ftkit.data.mixing`); this stage adds what training needs:
 
 *Loss weighting* decides how much each task's tokens count (``task_loss_weighting``):
 ``none`` is plain SFT (every answer token alike); ``static`` multiplies each token's loss
@@ -21,176 +10,32 @@ starts from the static weights and raises the weight of tasks whose loss has fal
 relative to where it started (GradNorm's inverse training rate, without its gradients).
 
 During training ``loss/<task>`` is logged next to ``loss``; evaluation adds
-``eval_loss/<task>``; ``run_summary.json`` carries ``per_task_loss`` (task -> loss).
+``eval_loss/<task>``; ``run_summary.json`` carries ``per_task_loss`` (task -> loss of the
+final model, on the held-out rows when there are any: ``per_task_loss_on``), ``task_counts``
+(examples per task in the mixed set), ``task_weights``, ``mix_strategy`` and
+``task_loss_weighting``. ``finetune`` picks this stage when :func:`is_multitask` says so.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-from pathlib import Path
-
 import torch
 
-from ..errors import FtkitError
+from ..data.mixing import TASK_ID_COLUMN, check_task_weights, mixture_probabilities, prepare_tasks
+from ..errors import ConfigError
 from . import collate, distributed
-from .callbacks import quiet_if_asked, standard_callbacks
-from .run import (FtkitTrainer, RunResult, _prepare_output_dir, _training_arguments, data_path,
-                  predicted_bytes, resolve_config, save_run)
-from .summary import build_summary
+from .recipe import FtkitTrainer, RunResult, Stage, StageData, data_path, run
 
-# ---------------------------------------------------------------------------- data
+# check_task_weights and mixture_probabilities live in ftkit.data.mixing; lesson 09 imports
+# them from here.
+__all__ = ["is_multitask", "TaskCollator", "TaskWeights", "token_losses", "MultiTaskTrainer",
+           "per_task_loss", "MultiTaskStage", "STAGE", "train_multitask", "check_task_weights",
+           "mixture_probabilities"]
 
 
 def is_multitask(cfg) -> bool:
     """True when a config asks for mixing or task weighting (``finetune`` dispatches on it)."""
     return bool(cfg.task_weights or cfg.mix_strategy != "concat"
                 or cfg.task_loss_weighting != "none" or "," in (cfg.train_file or ""))
-
-
-def _read_tasks(cfg, files: str | None) -> dict:
-    """``{task: canonical Dataset}`` from one file with a task column, or several files."""
-    from .. import data
-
-    if not files:
-        return {}
-    names = [name.strip() for name in files.split(",") if name.strip()]
-    parts: dict[str, list] = {}
-    for name in names:
-        dataset = data.load(data_path(name), format=cfg.data_format, encoding=cfg.encoding)
-        if "messages" not in dataset.column_names:
-            raise FtkitError(f"{name}: multi-task training needs chat/instruction examples; this "
-                             f"file holds {', '.join(dataset.column_names)}")
-        if cfg.task_field in dataset.column_names:
-            for task in sorted(set(dataset[cfg.task_field])):
-                rows = dataset.filter(lambda r, t=task: r[cfg.task_field] == t)
-                parts.setdefault(str(task), []).append(rows)
-        elif len(names) > 1:
-            parts.setdefault(Path(name).stem, []).append(dataset)
-        else:
-            raise FtkitError(
-                f"{name}: no '{cfg.task_field}' field tells its tasks apart (fields: "
-                f"{', '.join(dataset.column_names)}). Add one per record, e.g. "
-                '{"task": "sentiment", "input": "...", "output": "..."}, set task_field to the '
-                "field that holds the task, or list one file per task: train_file: a.jsonl,b.jsonl")
-    import datasets
-
-    return {task: datasets.concatenate_datasets(chunks) for task, chunks in sorted(parts.items())}
-
-
-def check_task_weights(weights: dict | None, tasks, where: str = "task_weights") -> dict:
-    """Every task's weight (1.0 each when none are given), or an FtkitError that says what is wrong."""
-    tasks = list(tasks)
-    if weights is None:
-        return {task: 1.0 for task in tasks}
-    unknown = [name for name in weights if name not in tasks]
-    if unknown:
-        hints = [f"'{n}' (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(n, tasks, 1))
-                 else f"'{n}'" for n in unknown]
-        raise FtkitError(f"{where} names {', '.join(hints)}, not a task in the data; the tasks "
-                         f"are: {', '.join(tasks)}")
-    missing = [task for task in tasks if task not in weights]
-    if missing:
-        raise FtkitError(f"{where} gives no weight to {', '.join(missing)}: give every task a "
-                         "weight (0 leaves a task out), or remove task_weights for equal weights")
-    bad = {name: w for name, w in weights.items()
-           if not isinstance(w, (int, float)) or math.isnan(w) or math.isinf(w) or w < 0}
-    if bad:
-        raise FtkitError(f"{where}: weights must be finite numbers >= 0, got "
-                         + ", ".join(f"{n}: {w!r}" for n, w in bad.items()))
-    if not any(weights.values()):
-        raise FtkitError(f"{where}: every weight is 0, so no task is left to train; give at "
-                         "least one task a positive weight")
-    return {task: float(weights[task]) for task in tasks}
-
-
-def mixture_probabilities(sizes: dict, weights: dict, strategy: str, temperature: float = 1.0) -> dict:
-    """The share of the mixed set each task gets, under ``strategy``."""
-    if strategy == "concat":
-        raw = {t: n if weights[t] > 0 else 0 for t, n in sizes.items()}
-    elif strategy == "interleave":
-        raw = dict(weights)
-    elif strategy == "temperature":
-        raw = {t: (weights[t] * n) ** (1.0 / temperature) for t, n in sizes.items()}
-    else:
-        raise FtkitError(f"mix_strategy {strategy!r}: choose concat, interleave or temperature")
-    total = sum(raw.values())
-    return {t: v / total for t, v in raw.items()}
-
-
-def mix(parts: dict, weights: dict, strategy: str = "concat", temperature: float = 1.0,
-        seed: int = 42):
-    """One shuffled dataset from ``{task: Dataset}`` as ``strategy`` says (see the module doc)."""
-    import datasets
-
-    kept = {t: d for t, d in parts.items() if weights[t] > 0 and len(d)}
-    total = sum(len(d) for d in kept.values())
-    if strategy == "concat" or len(kept) == 1:
-        return datasets.concatenate_datasets(list(kept.values())).shuffle(seed=seed)
-    probs = mixture_probabilities({t: len(d) for t, d in kept.items()},
-                                  {t: weights[t] for t in kept}, strategy, temperature)
-    # Sample with replacement until every task has been seen once, then keep the data's size.
-    mixed = datasets.interleave_datasets([d.shuffle(seed=seed) for d in kept.values()],
-                                         probabilities=list(probs.values()), seed=seed,
-                                         stopping_strategy="all_exhausted")
-    return mixed.select(range(min(total, len(mixed))))
-
-
-def _tokenize_tasks(cfg, tokenizer, parts: dict, task_ids: dict):
-    from .. import data
-
-    tokenized = {}
-    for task, dataset in parts.items():
-        ids = data.tokenize_sft(dataset.select_columns(["messages"]), tokenizer, cfg.max_seq_length,
-                                template=cfg.template, max_input_length=cfg.max_input_length,
-                                max_output_length=cfg.max_output_length, verbose=False)
-        ids = ids.add_column("task_id", [task_ids[task]] * len(ids))
-        tokenized[task] = ids.add_column("length", [len(x) for x in ids["input_ids"]])
-    return tokenized
-
-
-def prepare_tasks(cfg, tokenizer):
-    """``(mixed train set, eval set or None, task names, weights, train counts per task)``."""
-    train_parts = _read_tasks(cfg, cfg.train_file)
-    if not train_parts:
-        raise FtkitError("train_file is not set: name a multi-task file, e.g. data/multitask.jsonl")
-    tasks = list(train_parts)
-    weights = check_task_weights(cfg.task_weights, tasks)
-    if cfg.task_weights and cfg.mix_strategy == "concat" and cfg.task_loss_weighting == "none" \
-            and len(set(weights.values()) - {0.0}) > 1:
-        raise FtkitError("task_weights are set but do nothing with mix_strategy: concat and "
-                         "task_loss_weighting: none; sample by them (mix_strategy: interleave or "
-                         "temperature) or weight the loss (task_loss_weighting: static or dynamic)")
-    eval_parts = _read_tasks(cfg, cfg.val_file)
-    if not eval_parts and cfg.val_size:
-        eval_parts = {}
-        for task, dataset in train_parts.items():
-            if len(dataset) < 2:
-                continue
-            split = dataset.train_test_split(test_size=cfg.val_size, seed=cfg.seed)
-            train_parts[task], eval_parts[task] = split["train"], split["test"]
-    if cfg.max_samples:  # per task: a cap that keeps the mixture's shape
-        train_parts = {t: d.select(range(min(cfg.max_samples, len(d)))) for t, d in train_parts.items()}
-    task_ids = {task: i for i, task in enumerate(tasks)}
-    train_tok = _tokenize_tasks(cfg, tokenizer, train_parts, task_ids)
-    mixed = mix(train_tok, weights, cfg.mix_strategy, cfg.mix_temperature, cfg.seed)
-    import datasets
-
-    eval_set = None
-    unknown = [t for t in eval_parts if t not in task_ids]
-    if unknown:
-        raise FtkitError(f"val_file has task(s) {', '.join(unknown)} that the training data lacks "
-                         f"(tasks: {', '.join(tasks)})")
-    if eval_parts:
-        eval_set = datasets.concatenate_datasets(list(_tokenize_tasks(cfg, tokenizer, eval_parts,
-                                                                      task_ids).values()))
-    counts = {t: 0 for t in tasks}
-    for i in mixed["task_id"]:
-        counts[tasks[i]] += 1
-    return mixed, eval_set, tasks, weights, counts
-
-
-# ---------------------------------------------------------------------------- training
 
 
 class TaskCollator:
@@ -201,7 +46,7 @@ class TaskCollator:
 
     def __call__(self, features):
         batch = self.inner(features)
-        batch["task_id"] = torch.tensor([f["task_id"] for f in features], dtype=torch.long)
+        batch["task_id"] = torch.tensor([f[TASK_ID_COLUMN] for f in features], dtype=torch.long)
         return batch
 
 
@@ -302,55 +147,55 @@ def per_task_loss(result_or_trainer, dataset=None) -> dict:
             if key.startswith("task_loss/")}
 
 
-def train_multitask(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: bool = True,
-                    **overrides) -> RunResult:
-    """Train several tasks at once as ``config`` says; the same files as ``finetune`` plus
-    ``per_task_loss``, ``task_counts`` (examples per task in the mixed set) and the mixture
-    settings in ``run_summary.json``. Arguments as :func:`ftkit.train.finetune`."""
-    from transformers import set_seed
+class MultiTaskStage(Stage):
+    name = "multitask"
 
-    from .. import models
-    from ..methods import apply_method, load_base_model
+    def check(self, cfg):
+        if cfg.stage != "sft":
+            raise ConfigError(f"multi-task training is supervised (stage sft), not stage {cfg.stage}: "
+                              "remove task_weights / mix_strategy / task_loss_weighting, or set stage: sft")
+        if cfg.packing:
+            print("ftkit: packing is off for multi-task runs: each row must belong to one task.")
 
-    cfg = resolve_config(config, overrides)
-    if cfg.stage != "sft":
-        raise FtkitError(f"multi-task training is supervised (stage sft), not stage {cfg.stage}")
-    if cfg.packing:
-        print("ftkit: packing is off for multi-task runs: each row must belong to one task.")
-    distributed.require_deepspeed(cfg)
-    # DDP over gloo between CPU processes needs use_cpu, or each process trains alone.
-    args_cfg = cfg.model_copy(update={"use_cpu": True}) \
-        if distributed.cpu_processes_need_flag(cfg.use_cpu) else cfg
-    args = _training_arguments(args_cfg, packing=False)
-    args.prediction_loss_only = True  # evaluation needs losses, never the full logits tensors
-    out = _prepare_output_dir(cfg)
-    tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
-    train_set, eval_set, tasks, weights, counts = prepare_tasks(cfg, tokenizer)
-    if verbose:
-        print(f"multi-task mixture ({cfg.mix_strategy}): "
-              + ", ".join(f"{t} {counts[t]}" for t in tasks)
-              + f"; loss weighting {cfg.task_loss_weighting}")
-    set_seed(cfg.seed)
-    model = model if model is not None else load_base_model(cfg)
-    model, params = apply_method(model, cfg, tokenizer, verbose=verbose)
-    meter, extra = standard_callbacks()
-    trainer = MultiTaskTrainer(
-        model=model, args=args, data_collator=TaskCollator(tokenizer), train_dataset=train_set,
-        eval_dataset=eval_set, processing_class=tokenizer, callbacks=extra + list(callbacks),
-        tasks=tasks, weights=weights, weighting=cfg.task_loss_weighting)
-    quiet_if_asked(trainer)
-    output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
-    # Per-task loss of the final model: on the held-out examples, else on the training ones.
-    final = per_task_loss(trainer, eval_set if eval_set is not None else train_set)
-    trainer.save_model(str(out))
-    memory = {"predicted_bytes": predicted_bytes(cfg, model), "measured_bytes": meter.measured_bytes(trainer.activation_bytes),
-              "measured_parts": {**meter.parts, "activations": trainer.activation_bytes}}
-    summary = build_summary(cfg, trainer, output.metrics, params, trainer.real_tokens, memory, False)
-    summary.update(per_task_loss=final, per_task_loss_on="eval" if eval_set is not None else "train",
-                   task_counts=counts, task_weights=weights, mix_strategy=cfg.mix_strategy,
-                   task_loss_weighting=cfg.task_loss_weighting)
-    save_run(cfg, trainer, tokenizer, out, summary)
-    if verbose and distributed.is_main_process():
-        print(f"ftkit: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['last_loss']}; "
-              "per task: " + ", ".join(f"{t} {v:.3f}" for t, v in final.items()) + f"; saved to {out}")
-    return RunResult(cfg, out, summary, model, tokenizer, trainer, params)
+    def arguments(self, cfg, args):
+        args["prediction_loss_only"] = True  # evaluation needs losses, never the full logits tensors
+        return super().arguments(cfg, args)
+
+    def data(self, cfg, tokenizer, verbose):
+        train, evaluation, tasks, weights, counts = prepare_tasks(cfg, tokenizer, data_path, verbose)
+        if verbose:
+            print(f"multi-task mixture ({cfg.mix_strategy}): "
+                  + ", ".join(f"{t} {counts[t]}" for t in tasks)
+                  + f"; loss weighting {cfg.task_loss_weighting}")
+        return StageData(train, evaluation, info={"tasks": tasks, "weights": weights, "counts": counts})
+
+    def trainer(self, cfg, model, args, stage_data, tokenizer, callbacks, **kwargs):
+        info = stage_data.info
+        return MultiTaskTrainer(
+            model=model, args=args, data_collator=TaskCollator(tokenizer),
+            train_dataset=stage_data.train, eval_dataset=stage_data.eval, processing_class=tokenizer,
+            callbacks=callbacks, tasks=info["tasks"], weights=info["weights"],
+            weighting=cfg.task_loss_weighting, **kwargs)
+
+    def extras(self, cfg, trainer, stage_data, final_eval, before):
+        # Per-task loss of the final model: on the held-out examples (already in the final
+        # evaluation), else on the training ones.
+        if final_eval is not None:
+            final = {key.split("/", 1)[1]: value for key, value in final_eval.items()
+                     if key.startswith("eval_loss/")}
+        else:
+            final = per_task_loss(trainer, stage_data.train)
+        return {"per_task_loss": final, "per_task_loss_on": "eval" if final_eval is not None else "train",
+                "task_counts": stage_data.info["counts"], "task_weights": stage_data.info["weights"],
+                "mix_strategy": cfg.mix_strategy, "task_loss_weighting": cfg.task_loss_weighting}
+
+    def report(self, summary):
+        return "; per task: " + ", ".join(f"{t} {v:.3f}" for t, v in summary["per_task_loss"].items())
+
+
+STAGE = MultiTaskStage()
+
+
+def train_multitask(config=None, **kwargs) -> RunResult:
+    """``finetune`` of a multi-task config (the name lesson 09 knows)."""
+    return run(STAGE, config, **kwargs)

@@ -9,8 +9,8 @@ memory ``ftkit.vram`` predicts, and marks the ones that fit the memory this mach
 from __future__ import annotations
 
 from ..errors import FtkitError
-
-GIB = 1024 ** 3
+from ..methods import as_config
+from ..vram import GIB, estimate_for_config
 
 
 class OutOfMemory(FtkitError):
@@ -72,8 +72,6 @@ def remedies(cfg) -> list[tuple[str, dict]]:
 
 def _predict(cfg, model=None) -> int | None:
     try:
-        from ..vram import estimate_for_config
-
         return int(estimate_for_config(cfg, model=model).total_bytes)
     except Exception:  # the advice must never hide the original error
         return None
@@ -81,8 +79,6 @@ def _predict(cfg, model=None) -> int | None:
 
 def out_of_memory_error(cfg, error: BaseException, model=None) -> OutOfMemory:
     """An :class:`OutOfMemory` whose message names the prediction and the changes that fit."""
-    from ..methods import as_config
-
     have, where = available_bytes(cfg)
     predicted = _predict(cfg, model)
     lines = [f"out of memory while training ({type(error).__name__}: {str(error)[:160]})."]
