@@ -195,18 +195,52 @@ def test_round_trip_to_own_format_is_lossless(name, tmp_path):
 
 
 SFT_TARGETS = ["openai", "sharegpt", "chatglm3", "firefly", "firefly_csv", "alpaca",
-               "prompt_completion", "multitask"]
+               "prompt_completion", "prompt_response", "multitask"]
+SYSTEM = "has no place for a system message"
+ONE_PAIR = "holds one question and one answer"
+TASK = "one question and answer with a 'task' field"
+# Every conversion a bundled file cannot make: (file, target) -> (records refused, why).
+# Any other pair must convert and read back unchanged; a pair refused that is not listed
+# here, or refused for another reason or count, fails.
+REFUSED = {
+    ("identity.jsonl", "firefly_csv"): (3, ONE_PAIR), ("identity.jsonl", "prompt_response"): (3, ONE_PAIR),
+    ("identity.jsonl", "multitask"): (65, TASK),
+    ("instruction.json", "firefly"): (1, SYSTEM), ("instruction.json", "firefly_csv"): (1, SYSTEM),
+    ("instruction.json", "prompt_response"): (1, ONE_PAIR), ("instruction.json", "multitask"): (60, TASK),
+    ("conversations_sharegpt.jsonl", "firefly"): (19, SYSTEM),
+    ("conversations_sharegpt.jsonl", "firefly_csv"): (55, (SYSTEM, ONE_PAIR)),
+    ("conversations_sharegpt.jsonl", "prompt_response"): (55, ONE_PAIR),
+    ("conversations_sharegpt.jsonl", "multitask"): (55, TASK),
+    ("conversations_chatglm3.jsonl", "firefly"): (18, SYSTEM),
+    ("conversations_chatglm3.jsonl", "firefly_csv"): (55, (SYSTEM, ONE_PAIR)),
+    ("conversations_chatglm3.jsonl", "prompt_response"): (55, ONE_PAIR),
+    ("conversations_chatglm3.jsonl", "multitask"): (55, TASK),
+    ("firefly.jsonl", "firefly_csv"): (50, ONE_PAIR), ("firefly.jsonl", "prompt_response"): (50, ONE_PAIR),
+    ("firefly.jsonl", "multitask"): (50, TASK),
+    ("firefly.csv", "multitask"): (60, TASK), ("prompt_completion.jsonl", "multitask"): (55, TASK),
+}
+SFT_FILES = [n for n, (f, _) in BUNDLED.items() if f not in ("preference", "text")]
 
 
-@pytest.mark.parametrize("name", [n for n, (f, _) in BUNDLED.items() if f not in ("preference", "text")])
+def test_refusal_table_names_real_pairs():
+    assert {name for name, _ in REFUSED} <= set(SFT_FILES)
+    assert {target for _, target in REFUSED} <= set(SFT_TARGETS)
+
+
+@pytest.mark.parametrize("name", SFT_FILES)
 @pytest.mark.parametrize("target", SFT_TARGETS)
 def test_round_trip_through_every_format_that_can_hold_it(name, target, tmp_path):
     original = data.load(DATA / name, verbose=False)
-    try:
-        records = data.convert_records(original, target)
-    except data.DataError as error:
-        assert "cannot be written as" in str(error) and error.errors  # says which and why
+    if (name, target) in REFUSED:
+        count, why = REFUSED[name, target]
+        why = why if isinstance(why, tuple) else (why,)
+        with pytest.raises(data.DataError) as caught:
+            data.convert_records(original, target)
+        assert "cannot be written as" in str(caught.value)
+        assert len(caught.value.errors) == count
+        assert all(any(w in problem["message"] for w in why) for problem in caught.value.errors)
         return
+    records = data.convert_records(original, target)
     suffix = ".csv" if target == "firefly_csv" else ".jsonl"
     again = data.load(data.write_records(records, tmp_path / f"x{suffix}"), target, verbose=False)
     assert again["messages"] == original["messages"]

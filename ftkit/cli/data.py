@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import sys
 
-FORMAT_HELP = "auto (default) or one of: openai, sharegpt, chatglm3, firefly, firefly_csv, " \
-              "alpaca, prompt_completion, multitask, preference, text"
+def _format_help() -> str:
+    from ..data.formats import FORMATS
+
+    return "auto (default) or one of: " + ", ".join(FORMATS) + "; with --dataset-dir, the " \
+           "dataset_info.json entry decides"
 
 
 def register(subparsers) -> None:
@@ -20,9 +23,12 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(sub):
-        sub.add_argument("path", help="data file: .jsonl, .json, .csv, .parquet or .txt")
-        sub.add_argument("--format", default="auto", help=FORMAT_HELP)
+        sub.add_argument("path", help="data file: .jsonl, .json, .csv, .parquet or .txt; with "
+                         "--dataset-dir, a dataset name from its dataset_info.json")
+        sub.add_argument("--format", default="auto", help=_format_help())
         sub.add_argument("--encoding", default="utf-8", help="text encoding, e.g. gbk (default utf-8)")
+        sub.add_argument("--dataset-dir", default=None,
+                         help="LLaMA-Factory dataset folder: read PATH as a name in its dataset_info.json")
 
     validate = actions.add_parser("validate", help="check every record; exit 2 if any is bad")
     common(validate)
@@ -45,10 +51,19 @@ def register(subparsers) -> None:
     convert.set_defaults(run=run_convert)
 
 
+def _source(args) -> dict:
+    """``load``/``validate`` arguments: a file, or a dataset_info.json entry by name."""
+    if args.dataset_dir is None:
+        return {"path": args.path, "format": args.format, "encoding": args.encoding}
+    from ..data.llamafactory import resolve
+
+    return {**resolve(args.path, args.dataset_dir).load_arguments(), "encoding": args.encoding}
+
+
 def run_validate(args) -> int:
     from ..data import validate
 
-    report = validate(args.path, args.format, args.encoding)
+    report = validate(**_source(args))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:
@@ -64,9 +79,11 @@ def run_inspect(args) -> int:
     from ..data.tokenize import tokenize_sft
     from ..plots.data import mask_text
 
-    dataset = load(args.path, args.format, args.encoding)
-    if "chosen" in dataset.column_names:
+    dataset = load(**_source(args))
+    if "messages" not in dataset.column_names and "text" not in dataset.column_names:
         for row in dataset.select(range(min(args.num_examples, len(dataset)))):
+            if row.get("label") is False:
+                print("--- label false: an undesirable answer (KTO learns to avoid it; SFT would imitate it)")
             print(json.dumps(row, ensure_ascii=False, indent=1))
         return 0
     tokenizer = models.load_tokenizer(args.model)
@@ -77,6 +94,9 @@ def run_inspect(args) -> int:
             print(render(dataset[i]["messages"], tokenizer, args.template))
         print(f"--- example {i}: [[learned tokens]], the rest is masked (-100)")
         print(mask_text(tokenizer, tokenized[i]))
+        for turn, message in enumerate(dataset[i].get("messages") or []):
+            if message["role"] == "assistant" and message.get("weight") == 0:
+                print(f"    turn {turn} (assistant, weight 0) is masked: kept as context, not learned")
     lengths = token_lengths(tokenized)
     print("--- token lengths:", json.dumps(length_stats(lengths)))
     print(f"suggested max_seq_length (99% of examples whole): {suggest_max_seq_length(lengths)}")
@@ -86,6 +106,7 @@ def run_inspect(args) -> int:
 def run_convert(args) -> int:
     from ..data import convert
 
-    out = convert(args.path, args.to, args.output, args.format, args.encoding)
+    source = _source(args)
+    out = convert(source.pop("path"), args.to, args.output, **source)
     print(f"wrote {out}")
     return 0

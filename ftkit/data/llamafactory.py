@@ -349,8 +349,13 @@ class DatasetEntry:
 
     def load_arguments(self) -> dict:
         """Keyword arguments for :func:`ftkit.data.load` (with ``path``)."""
-        return {"path": self.path, "format": self.spec.formatting, "columns": self.spec.columns,
-                "tags": self.spec.tags, "ranking": self.spec.ranking}
+        # LLaMA-Factory's defaults spelled out, so the entry is read as LLaMA-Factory reads it
+        # even where ftkit's own format of the same name reads more (alpaca's system, history)
+        columns = self.spec.columns if self.spec.columns is not None else dict(DEFAULT_COLUMNS)
+        tags = self.spec.tags if self.spec.tags is not None else dict(DEFAULT_TAGS)
+        return {"path": self.path, "format": self.spec.formatting, "columns": columns,
+                "tags": tags if self.spec.formatting == "sharegpt" else None,
+                "ranking": self.spec.ranking}
 
 
 def _entry_line(text: str, name: str) -> int:

@@ -3,7 +3,8 @@
 Labels are the token ids where the model should learn and -100 (ignored by the loss)
 everywhere else: the system message, the user turns and the template's markup stay
 masked; each assistant turn's tokens, *including the end-of-turn token* (so the model
-learns to stop), are learned. The answer spans are found by rendering each conversation
+learns to stop), are learned, except a turn marked ``weight: 0`` (OpenAI's per-message
+weight, ChatGLM3's ``loss: false``): it stays in the context, masked. The answer spans are found by rendering each conversation
 prefix with the same template and mapping characters to tokens (offsets), which works
 for any template that renders a conversation as a growing prefix.
 
@@ -17,25 +18,47 @@ with your own system message, put it in the data (then use the same one when cha
 
 from __future__ import annotations
 
+import json
+
 from .report import DataError
 from .templates import resolve_template
 
 IGNORE_INDEX = -100  # what torch's cross-entropy (and so every HF model's loss) skips
 
 
-def answer_spans(messages: list[dict], tokenizer, template: str | None = None):
+TOOLS_PREAMBLE = "You have access to the following tools:\n"  # as ChatGLM3 words it
+
+
+def with_tools(messages: list[dict], tools, chat_template: str) -> tuple[list[dict], dict]:
+    """``(messages, extra template arguments)`` for a conversation with tool descriptions
+    (JSON text): given to a template that reads ``tools``, else written into the system
+    message (as ChatGLM3's and LLaMA-Factory's preprocessing do), never dropped."""
+    if not tools:
+        return messages, {}
+    parsed = json.loads(tools) if isinstance(tools, str) else tools
+    if "tools" in chat_template:
+        return messages, {"tools": parsed if isinstance(parsed, list) else [parsed]}
+    described = TOOLS_PREAMBLE + json.dumps(parsed, ensure_ascii=False, indent=2)
+    if messages and messages[0]["role"] == "system":
+        return [{**messages[0], "content": messages[0]["content"] + "\n\n" + described}] + messages[1:], {}
+    return [{"role": "system", "content": described}] + messages, {}
+
+
+def answer_spans(messages: list[dict], tokenizer, template: str | None = None, tools=None):
     """``(text, [(start, end), ...])``: the rendered conversation and the character spans of
-    its assistant turns, each from its first character to its end-of-turn token."""
+    its learned assistant turns (all but those with ``weight`` 0), each from its first
+    character to its end-of-turn token."""
     chat_template = resolve_template(tokenizer, template)
+    messages, extra = with_tools(messages, tools, chat_template)
 
     def render(msgs, prompt=False):
         return tokenizer.apply_chat_template(msgs, chat_template=chat_template, tokenize=False,
-                                             add_generation_prompt=prompt)
+                                             add_generation_prompt=prompt, **extra)
 
     text = render(messages)
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or message.get("weight") == 0:
             continue
         before, upto = render(messages[:i], prompt=True), render(messages[: i + 1])
         if not (upto.startswith(before) and text.startswith(upto)):
@@ -49,7 +72,7 @@ def answer_spans(messages: list[dict], tokenizer, template: str | None = None):
 
 def tokenize_messages(messages: list[dict], tokenizer, template: str | None = None,
                       max_seq_length: int | None = 512, max_input_length: int | None = None,
-                      max_output_length: int | None = None) -> dict:
+                      max_output_length: int | None = None, tools=None) -> dict:
     """``input_ids``, ``labels``, ``attention_mask`` of one conversation, and ``truncated``.
 
     With ``max_input_length`` / ``max_output_length`` (ChatGLM3's pair) the prompt before the
@@ -57,7 +80,7 @@ def tokenize_messages(messages: list[dict], tokenizer, template: str | None = No
     assistant header) and that answer its first ``max_output_length`` tokens; then the
     whole is cut to ``max_seq_length``.
     """
-    text, spans = answer_spans(messages, tokenizer, template)
+    text, spans = answer_spans(messages, tokenizer, template, tools)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoded["input_ids"])
     learn = [any(s <= start < e for s, e in spans) for start, _ in encoded["offset_mapping"]]
@@ -113,6 +136,14 @@ def tokenize_sft(dataset, tokenizer, max_seq_length: int | None = 512, template:
     if "chosen" in columns:
         raise DataError("this is preference data (prompt/chosen/rejected): train it with DPO "
                         "(stage: dpo); tokenize_sft wants messages")
+    if "label" in columns and "completion" in columns:
+        raise DataError("this is unpaired preference data (KTO: prompt/completion/label, where "
+                        "label false marks an answer not to imitate): SFT would learn the bad "
+                        "answers too; train it with KTO (stage: kto) or keep only label-true "
+                        "records for SFT")
+    if "prompt" in columns and "messages" not in columns and "text" not in columns:
+        raise DataError("this is prompt-only data (no answers): there is nothing for SFT to "
+                        "learn; it is for online methods such as GRPO")
     if "messages" not in columns and "text" not in columns:
         raise DataError(f"tokenize_sft wants a 'messages' (or 'text') column; this dataset has "
                         f"{', '.join(columns)}. Load files with ftkit.data.load to get it")
@@ -122,7 +153,7 @@ def tokenize_sft(dataset, tokenizer, max_seq_length: int | None = 512, template:
     for row in dataset:
         if "messages" in columns:
             example = tokenize_messages(row["messages"], tokenizer, template, max_seq_length,
-                                        max_input_length, max_output_length)
+                                        max_input_length, max_output_length, row.get("tools"))
         else:
             example = tokenize_text(row["text"], tokenizer, max_seq_length)
         truncated += example["truncated"]
