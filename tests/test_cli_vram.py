@@ -22,6 +22,8 @@ def test_json_has_the_contracted_keys(capsys):
     for key in ("weights", "gradients", "optimizer", "activations", "logits", "overhead"):
         assert isinstance(data["bytes"][key], int)
     assert data["total_bytes"] == sum(data["bytes"].values())
+    assert data["peak_bytes"] == max(data["phases"].values()) < data["total_bytes"]
+    assert data["peak_phase"] in data["phases"]
 
 
 def test_every_flag_reaches_the_estimate(capsys):
@@ -41,17 +43,17 @@ def test_every_flag_reaches_the_estimate(capsys):
 
 def test_table_shows_gib_and_the_cards_it_fits(capsys):
     status, out, _ = run(capsys, "--model", "llama-2-7b", "--method", "qlora", "--bits", "4")
-    assert status == 0 and "GiB" in out and "total" in out
-    assert "fits on: 16 GB, 24 GB" in out  # not on 8 or 12 GB cards
+    assert status == 0 and "GiB" in out and "sum of components" in out and "peak" in out
+    assert "fits on: 16 GB, 24 GB" in out  # not on 8 or 12 GB cards (12.1 GiB with the CUDA context)
     _, out, _ = run(capsys, "--model", "llama-2-13b", "--method", "full")
     assert "fits on: none" in out
 
 
 def test_config_json_file_and_seed_models(capsys, tmp_path):
-    from ftkit.vram import load_config
+    from ftkit.vram import load_model_config
 
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(load_config("chatglm3-6b")))
+    path.write_text(json.dumps(load_model_config("chatglm3-6b")))
     _, out, _ = run(capsys, "--model", str(path), "--method", "prefix", "--json")
     assert json.loads(out)["params_total"] == 6_243_584_000
 
@@ -64,6 +66,9 @@ def test_config_json_file_and_seed_models(capsys, tmp_path):
     (["--batch-size", "-2"], "positive"),
     (["--method", "lora", "--bits", "4"], "only applies"),
     (["--dtype", "int3"], "dtype"),
+    (["--method", "prompt", "--packing"], "packing"),
+    (["--activation-offload"], "gradient_checkpointing"),
+    (["--method", "full", "--offload"], "zero=2 or zero=3"),
 ])
 def test_bad_input_exits_2_with_what_is_allowed(capsys, argv, message):
     status, out, err = run(capsys, *argv)
@@ -78,3 +83,22 @@ def test_malformed_config_exits_2(capsys, tmp_path):
     bad.write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
     status, _, err = run(capsys, "--model", str(bad))
     assert status == 2 and "num_hidden_layers" in err
+
+
+def test_kernel_flags_and_multi_gpu_table(capsys):
+    _, out, _ = run(capsys, "--model", "llama-3.2-3b", "--method", "full", "--pure-bf16", "--batch-size",
+                    "2", "--seq-len", "4096", "--packing", "--compile", "--loss", "chunked",
+                    "--gradient-checkpointing", "--optimizer-in-backward", "--activation-offload",
+                    "--optim", "adamw_8bit", "--json")
+    s = json.loads(out)["settings"]
+    assert (s["compile"], s["loss"], s["optimizer_in_backward"], s["activation_offload"], s["packing"]) == (
+        True, "chunked", True, True, True)
+    _, out, _ = run(capsys, "--model", "llama-2-7b", "--method", "full", "--gpus", "4", "--zero", "3")
+    assert "every figure is per GPU" in out and "all GPUs together" in out
+
+
+def test_remote_code_and_moe_configs(capsys):
+    _, out, _ = run(capsys, "--model", "qwen-7b", "--method", "lora", "--json")
+    assert json.loads(out)["params_total"] == 7_721_324_544
+    _, out, _ = run(capsys, "--model", "mixtral-8x7b", "--method", "qlora", "--bits", "4")
+    assert "active per token" in out

@@ -9,13 +9,20 @@ from ftkit import vram
 from ftkit.errors import ConfigError, FtkitError, ModelNotFoundError
 from ftkit.vram.estimate import quantized_linear_bytes
 
-# Published parameter counts (model cards / safetensors index totals).
+# Published parameter counts: model cards, and for the models added with the mixture-of-experts
+# and remote-code work, each repository's model.safetensors.index.json total_size / 2 (bf16):
+# Mixtral 93,405,585,408 B, Qwen1.5-MoE 28,631,568,384 B, DeepSeek-V2-Lite 31,412,968,448 B,
+# Qwen-7B, InternLM2-7B (its checkpoint: 7,737,708,544 BF16 elements), Yi-6B, GLM-4-9B
+# (9,399,951,360 trainable parameters as printed by its own modeling_chatglm.py).
 PUBLISHED = {
     "smollm2-135m": 134_515_008, "smollm2-360m": 361_821_120, "smollm2-1.7b": 1_711_376_384,
     "llama-2-7b": 6_738_415_616, "llama-2-13b": 13_015_864_320, "llama-3-8b": 8_030_261_248,
     "mistral-7b": 7_241_732_096, "qwen1.5-7b": 7_721_324_544, "qwen2.5-0.5b": 494_032_768,
     "qwen2.5-7b": 7_615_616_512, "gpt2": 124_439_808, "gpt2-medium": 354_823_168,
-    "chatglm3-6b": 6_243_584_000, "baichuan2-7b": 7_505_973_248,
+    "chatglm3-6b": 6_243_584_000, "baichuan2-7b": 7_505_973_248, "llama-3.2-3b": 3_212_749_824,
+    "mixtral-8x7b": 46_702_792_704, "qwen1.5-moe-a2.7b": 14_315_784_192,
+    "deepseek-v2-lite": 15_706_484_224, "qwen-7b": 7_721_324_544, "internlm2-7b": 7_737_708_544,
+    "yi-6b": 6_061_035_520, "glm-4-9b": 9_399_951_360,
 }
 
 TINY = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -25,7 +32,7 @@ TINY = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidde
 def test_every_bundled_preset_is_counted_exactly():
     assert set(vram.preset_names()) == set(PUBLISHED)
     for name, count in PUBLISHED.items():
-        assert vram.count_parameters(name) == count, name
+        assert vram.count_model_parameters(name) == count, name
 
 
 @pytest.mark.parametrize("name", ["llama-2-7b", "llama-3-8b", "mistral-7b", "qwen1.5-7b",
@@ -38,20 +45,20 @@ def test_config_field_count_matches_the_meta_model_tensor_by_tensor(name):
 
 
 def test_seed_models_are_counted_from_config_files(tmp_path):
-    for name in ("chatglm3-6b", "baichuan2-7b"):
-        config = vram.load_config(name)
+    for name in ("chatglm3-6b", "baichuan2-7b", "qwen-7b", "internlm2-7b", "glm-4-9b"):
+        config = vram.load_model_config(name)
         path = tmp_path / name / "config.json"
         path.parent.mkdir()
         path.write_text(json.dumps(config))
         assert vram.architecture(path).source == "analytic"
-        assert vram.count_parameters(path) == PUBLISHED[name]  # the file
-        assert vram.count_parameters(path.parent) == PUBLISHED[name]  # the model folder
-        assert vram.count_parameters(config) == PUBLISHED[name]  # the dict
+        assert vram.count_model_parameters(path) == PUBLISHED[name]  # the file
+        assert vram.count_model_parameters(path.parent) == PUBLISHED[name]  # the model folder
+        assert vram.count_model_parameters(config) == PUBLISHED[name]  # the dict
 
 
 def test_hub_names_of_bundled_models_find_their_presets():
-    assert vram.count_parameters("Qwen/Qwen2.5-7B-Instruct") == PUBLISHED["qwen2.5-7b"]
-    assert vram.count_parameters("meta-llama/Llama-2-7b-hf") == PUBLISHED["llama-2-7b"]
+    assert vram.count_model_parameters("Qwen/Qwen2.5-7B-Instruct") == PUBLISHED["qwen2.5-7b"]
+    assert vram.count_model_parameters("meta-llama/Llama-2-7b-hf") == PUBLISHED["llama-2-7b"]
 
 
 @pytest.mark.slow
@@ -61,8 +68,8 @@ def test_count_equals_the_real_default_model(default_model):
     model, _ = default_model
     real = sum(p.numel() for p in model.parameters())
     assert real == 134_515_008
-    assert vram.count_parameters(models.resolve()) == real  # the cached model folder
-    assert vram.count_parameters(model.config) == real  # a transformers config
+    assert vram.count_model_parameters(models.resolve()) == real  # the cached model folder
+    assert vram.count_model_parameters(model.config) == real  # a transformers config
 
 
 def test_bad_models_and_settings_are_explained():
@@ -78,6 +85,14 @@ def test_bad_models_and_settings_are_explained():
         vram.estimate("gpt2", batch_size=-1)
     with pytest.raises(ConfigError, match="adamw_torch"):
         vram.estimate("gpt2", optim="lion")
+    with pytest.raises(ConfigError, match="prepends virtual tokens"):
+        vram.estimate("gpt2", "prefix", packing=True)
+    with pytest.raises(ConfigError, match="loss"):
+        vram.estimate("gpt2", loss="cut_cross_entropy")
+    with pytest.raises(ConfigError, match="gradient_checkpointing"):
+        vram.estimate("gpt2", activation_offload=True)
+    with pytest.raises(ConfigError, match="not a setting"):
+        vram.estimate("gpt2", flash=True)
     with pytest.raises(ConfigError, match="q_proj"):
         vram.estimate("llama-2-7b", lora_targets="query")
     with pytest.raises(FtkitError, match="offload"):
@@ -90,6 +105,7 @@ def test_full_fine_tuning_is_the_mixed_precision_anatomy():
     assert e.params_trainable == n
     assert e.bytes["weights"] == 4 * n and e.bytes["gradients"] == 4 * n
     assert e.bytes["optimizer"] == 8 * n + 4 * 291  # two float32 moments + a step per tensor
+    assert e.bytes["optimizer_scratch"] == 4 * n  # AdamW's foreach sqrt(exp_avg_sq) temporary
     # autocast keeps a 16-bit copy of every linear weight and the LM head: ~2 bytes/param
     assert 1.95 * n < e.bytes["amp_weight_copies"] < 2 * n
     pure = vram.estimate("llama-2-7b", "full", pure_bf16=True)
@@ -247,3 +263,95 @@ def test_vram_panel_redraws_on_every_control():
     assert panel.estimate is None and "gpus &gt;= 2" in panel.verdict.value
     panel.controls["gpus"].value = 8
     assert panel.estimate.settings["zero"] == 3 and "fits on" in panel.verdict.value
+    assert "peak" in panel.verdict.value
+
+
+def test_mixture_of_experts_counts_active_parameters_and_quantizes_experts():
+    mixtral = vram.architecture("mixtral-8x7b")
+    assert mixtral.experts.routed == 8 and mixtral.experts.per_token == 2
+    experts = sum(t.numel for t in mixtral.tensors if t.kind == "expert")
+    assert experts == 32 * 8 * 3 * 4096 * 14336  # gate, up and down of 8 experts in 32 layers
+    assert mixtral.params_active == PUBLISHED["mixtral-8x7b"] - experts + experts // 4  # 2 of 8
+    # LoRA's all-linear never reaches the fused 3-D experts (peft matches nn.Linear only)
+    assert all("experts" not in name for name in vram.lora_modules(mixtral))
+    for name in ("mixtral-8x7b", "qwen1.5-moe-a2.7b", "deepseek-v2-lite"):
+        lora, qlora = vram.estimate(name, "lora"), vram.estimate(name, "qlora", bits=4)
+        stock = vram.estimate(name, "qlora", bits=4, quantize_experts=False)
+        assert qlora.peak_bytes < lora.peak_bytes / 2, name
+        # transformers 5 alone converts nn.Linear only: the experts stay 16-bit, no saving
+        assert stock.bytes["weights"] > lora.bytes["weights"] * 0.95, name
+
+
+def test_bitsandbytes_leaves_fused_experts_alone_and_its_parametrize_quantizes_them():
+    # transformers/integrations/bitsandbytes.py replace_with_bnb_linear converts
+    # `type(module) is nn.Linear` only; bitsandbytes/nn/parametrize.py quantizes any parameter.
+    import bitsandbytes as bnb
+    from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+
+    config = AutoConfig.for_model("mixtral", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                  num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                                  num_local_experts=4, num_experts_per_tok=2)
+    model = AutoModelForCausalLM.from_config(config)
+    model = replace_with_bnb_linear(model, quantization_config=BitsAndBytesConfig(load_in_4bit=True))
+    experts = model.model.layers[0].mlp.experts
+    assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert experts.gate_up_proj.dtype == torch.float32 and experts.gate_up_proj.ndim == 3
+    from bitsandbytes.nn.parametrize import replace_parameter_4bit
+
+    replace_parameter_4bit(experts, "gate_up_proj", quant_type="nf4")
+    stored = experts.parametrizations["gate_up_proj"].original
+    assert stored.numel() == experts.gate_up_proj.numel() // 2 and stored.dtype == torch.uint8
+
+
+def test_peak_is_the_largest_phase_and_below_the_sum():
+    e = vram.estimate("llama-2-7b", "lora", batch_size=4, seq_len=2048)
+    assert set(e.phases) == {"forward", "backward_start", "backward_end", "optimizer"}
+    assert e.peak_bytes == max(e.phases.values()) < e.total_bytes
+    assert e.peak_phase == "backward_start"  # the float32 logits' gradients on top of all activations
+    full = vram.estimate("llama-2-7b", "full", seq_len=256)
+    assert full.peak_phase == "optimizer"  # weights + Adam + gradients + the foreach temporary
+    n = PUBLISHED["llama-2-7b"]
+    assert full.phases["optimizer"] == 4 * n + (8 * n + 4 * 291) + 4 * n + 4 * n
+    # no gradient exists during forward (zero_grad(set_to_none)); with accumulation it does
+    acc = vram.estimate("llama-2-7b", "full", seq_len=256, gradient_accumulation_steps=4)
+    assert acc.phases["forward"] - full.phases["forward"] == 4 * n
+    inbwd = vram.estimate("llama-2-7b", "full", seq_len=256, pure_bf16=True, optimizer_in_backward=True)
+    assert inbwd.phases["optimizer"] < full.phases["optimizer"] / 2
+    assert e.predict("allocated") < e.predict("reserved") < e.predict("device")
+
+
+def test_kernel_flags_change_the_terms_they_should():
+    base = dict(batch_size=2, seq_len=2048, gradient_checkpointing=True)
+    eager = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, **base)
+    chunked = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, loss="chunked", compile=True, **base)
+    fused = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, loss="fused_linear", **base)
+    tokens, vocab = 4096, 128256
+    assert eager.bytes["logits"] >= tokens * vocab * 4
+    assert chunked.bytes["logits"] < eager.bytes["logits"] / 1.9
+    assert fused.bytes["logits"] < tokens * vocab  # no logits kept at all
+    off = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, activation_offload=True, **base)
+    assert off.bytes["activations"] < eager.bytes["activations"]
+    compiled = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, batch_size=2, seq_len=2048, compile=True)
+    plain = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, batch_size=2, seq_len=2048)
+    assert compiled.bytes["activations"] < plain.bytes["activations"]
+    paged = vram.estimate("llama-3.2-3b", "full", pure_bf16=True, optim="paged_adamw_8bit", **base)
+    assert paged.bytes["optimizer"] == 0 and paged.paged_bytes > 0  # outside PyTorch's allocator
+    saved = vram.estimate("llama-2-7b", "lora", modules_to_save="embed_tokens,lm_head")
+    assert saved.params_trainable - vram.estimate("llama-2-7b", "lora").params_trainable == 2 * 32000 * 4096
+
+
+@pytest.mark.parametrize("optim", ["rmsprop", "lion_32bit", "adamw_torch_4bit", "paged_lion_8bit"])
+def test_every_config_optimizer_has_its_own_state_model(optim):
+    adam = vram.estimate("llama-2-7b", "full", device="cpu").bytes["optimizer"]
+    other = vram.estimate("llama-2-7b", "full", optim=optim, device="cpu").bytes["optimizer"]
+    assert other < adam  # none is silently estimated as AdamW
+
+
+def test_rmsprop_state_equals_the_real_optimizer():
+    model = _tiny_model()
+    ids = torch.randint(0, 256, (2, 16))
+    measured = vram.measure(model, {"input_ids": ids}, torch.optim.RMSprop(model.parameters(), lr=1e-3))
+    predicted = vram.estimate(TINY, "full", batch_size=2, seq_len=16, optim="rmsprop", dtype="float32",
+                              device="cpu")
+    assert predicted.bytes["optimizer"] == measured.bytes["optimizer"]

@@ -7,11 +7,18 @@ float32 log-sum-exp per head and token, while eager attention also keeps the sof
 (heads x seq x seq). :func:`layer_terms` lists each saved tensor (elements per token and
 bytes per element) for one decoder layer; the numbers were checked tensor by tensor
 against ``torch.autograd.graph.saved_tensors_hooks`` on SmolLM2 (see the lesson).
+
+A mixture-of-experts layer runs each token through ``k`` routed experts (and the shared
+ones), so its MLP terms are those of ``k`` small MLPs plus the router's float32 softmax.
+``torch.compile`` recomputes pointwise results (SiLU, the gate x up product) in backward
+from the saved matmul outputs instead of keeping them.
 """
 
 from __future__ import annotations
 
-from .params import Architecture
+import math
+
+from .params import Architecture, lora_modules
 
 FP32 = 4
 HALF = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -21,35 +28,51 @@ def _short(module: str) -> str:
     return module.rsplit(".", 1)[-1]
 
 
+def _inside(name: str) -> str:
+    """A module's path inside its decoder layer (``self_attn.q_proj``), or the name itself."""
+    parts = name.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit() and i and parts[i - 1] in ("layers", "h"):
+            return ".".join(parts[i + 1:])
+    return name
+
+
+def _mlp_widths(arch: Architecture, moe_layer: bool) -> list[int]:
+    """Hidden widths of the gated MLPs a token runs through in one layer."""
+    e = arch.experts
+    if not moe_layer or e is None:
+        return [arch.ffn]
+    return [e.ffn] * e.per_token + ([e.shared_ffn] if e.shared_ffn else [])
+
+
 def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora_rank: int = 8,
                 lora_dropout: float = 0.05, dtype: str = "float32", autocast: bool = False,
                 residual_bytes: int | None = None, kv_len_ratio: float = 1.0, seq_len: int = 512,
-                attn: str = "sdpa", device: str = "cuda", expand_kv: bool = False) -> list:
+                attn: str = "sdpa", device: str = "cuda", expand_kv: bool = False,
+                moe_layer: bool = False, compiled: bool = False) -> list:
     """Saved tensors of one decoder layer: ``[(what, elements per token, bytes each), ...]``.
 
-    ``lora`` maps short linear names (``q_proj``) to (in, out) for adapted layers.
+    ``lora`` maps module paths inside a layer (``self_attn.q_proj``) to (in, out) for adapted layers.
     ``kv_len_ratio`` = key length / query length (prefix tuning adds virtual keys).
     ``expand_kv``: grouped-query K/V are repeated to every head (SDPA with an explicit mask).
     """
     A = HALF[dtype]  # linear outputs (16-bit under autocast or a 16-bit model)
     R = residual_bytes or A  # the residual stream: float32 when the embeddings are float32
-    h, f, heads = arch.hidden, arch.ffn, arch.heads
+    h, heads = arch.hidden, arch.heads
     q_dim, kv_dim = heads * arch.head_dim, arch.kv_heads * arch.head_dim
     k_dim = q_dim if (expand_kv or attn == "eager") else kv_dim
     W = weights_trainable
     amp = autocast and W  # float32 trainable weights cast to 16 bits by autocast at each use
     mask_bytes = 1 if device == "cuda" else R  # CUDA dropout keeps a bool mask, CPU a float one
-    linear_in = {}  # short name -> which input tensor it reads
+    source = {"attn_in": "norm1", "mlp_in": "norm2", "attn_out": "mid", "mlp_out": "mid"}
+    linear_in = {}  # module path inside the layer -> which input tensor it reads
     for name in arch.linear_modules():
-        short = _short(name)
+        inside = _inside(name)
         if arch.family == "gpt2":
-            linear_in[short] = {"c_attn": "norm1", "c_fc": "norm2"}.get(short, "mid")
-        elif short in ("q_proj", "k_proj", "v_proj", "W_pack", "query_key_value"):
-            linear_in[short] = "norm1"
-        elif short in ("gate_proj", "up_proj", "dense_h_to_4h"):
-            linear_in[short] = "norm2"
+            linear_in[inside] = {"c_attn": "norm1", "c_fc": "norm2"}.get(_short(name), "mid")
         else:
-            linear_in[short] = "mid"  # o_proj/dense read attention output; down_proj the product
+            linear_in[inside] = source[arch.role(name)]
+    shorts = {_short(k) for k in lora}
     terms = []
     norm_kind = "LayerNorm" if arch.family == "gpt2" else "RMSNorm"
     for norm in ("norm1", "norm2"):
@@ -57,8 +80,10 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
         terms.append((f"{norm} 1/rms" if norm_kind == "RMSNorm" else f"{norm} mean, 1/std", 1 if norm_kind == "RMSNorm" else 2, FP32))
         if W:
             terms.append((f"{norm} normalized (for its weight's gradient)", h, R if not amp else FP32))
-        readers = [s for s, src in linear_in.items() if src == norm]
-        needs_input = [s for s in readers if W or (s in lora and lora_dropout == 0)]
+        readers = sorted({_short(s) for s, src in linear_in.items() if src == norm})
+        needs_input = [s for s in readers if W or (s in shorts and lora_dropout == 0)]
+        if moe_layer and norm == "norm2" and W:
+            needs_input = needs_input[:1]  # routed experts read gathered copies, counted below
         if needs_input and not amp:
             terms.append((f"{norm} output (input of {'/'.join(needs_input)})", h, R))
         elif needs_input:  # autocast makes one 16-bit copy per reader
@@ -68,41 +93,52 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
         terms += [("q", q_dim, A), ("k (repeated to every head)", k_dim * kv_len_ratio, A),
                   ("v (repeated to every head)", k_dim * kv_len_ratio, A),
                   ("softmax (heads x keys)", heads * seq_len * kv_len_ratio, FP32)]
-        if A != FP32:
+        if A != FP32 and not compiled:
             terms.append(("softmax cast back to 16 bits", heads * seq_len * kv_len_ratio, A))
-        if W or ("o_proj" in lora and lora_dropout == 0) or arch.family == "gpt2":
+        if W or ("o_proj" in shorts and lora_dropout == 0) or arch.family == "gpt2":
             terms.append(("attention output (input of o_proj)", q_dim, A))
     else:
         terms += [("q (after RoPE)", q_dim, A), ("k (after RoPE)", k_dim * kv_len_ratio, A),
                   ("v", k_dim * kv_len_ratio, A), ("attention output", q_dim, A),
                   ("log-sum-exp per head", heads, FP32)]
     # MLP: gate and up outputs, SiLU output, their product (the down projection's input)
-    terms += [("gate output", f, A), ("up output", f, A), ("SiLU(gate)", f, A)]
-    if W or ("down_proj" in lora and lora_dropout == 0) or ("dense_4h_to_h" in lora and lora_dropout == 0):
-        terms.append(("gate x up (input of down_proj)", f, A))
+    down_keeps = W or (lora_dropout == 0 and bool(shorts & {"down_proj", "dense_4h_to_h", "w2", "c_proj"}))
+    for i, width in enumerate(_mlp_widths(arch, moe_layer)):
+        tag = "" if not moe_layer else (f" (expert {i + 1})" if i < arch.experts.per_token else " (shared)")
+        if moe_layer and W and i < arch.experts.per_token:
+            terms.append((f"token copy gathered for the expert{tag}", h, A))
+        terms += [(f"gate output{tag}", width, A), (f"up output{tag}", width, A)]
+        if not compiled:
+            terms.append((f"SiLU(gate){tag}", width, A))
+            if down_keeps:
+                terms.append((f"gate x up (input of down_proj){tag}", width, A))
+    if moe_layer:
+        e = arch.experts
+        terms.append(("router softmax (float32, one per expert)", e.routed, FP32))
+        terms.append(("expert outputs weighted by the router", e.per_token * h, A))
     if arch.family == "gpt2":  # GELU(tanh) keeps a few more intermediates; dropout masks
-        terms += [("GELU intermediates", 2 * f, A), ("dropout masks", 3 * h, mask_bytes)]
+        terms += [("GELU intermediates", 2 * arch.ffn, A), ("dropout masks", 3 * h, mask_bytes)]
     # LoRA: each adapted layer keeps its dropout mask and dropped input, and A's output
-    for short, (fan_in, _) in lora.items():
+    for inside, (fan_in, _) in lora.items():
+        short = _short(inside)
         if lora_dropout > 0:
-            src_bytes = A if linear_in.get(short) == "mid" else R
+            src_bytes = A if linear_in.get(inside) == "mid" else R
             terms.append((f"LoRA {short}: dropout mask", fan_in, mask_bytes))
             terms.append((f"LoRA {short}: dropped input", fan_in, src_bytes))
         terms.append((f"LoRA {short}: A output", lora_rank, A if autocast else R))
     return terms
 
 
-def _per_layer_lora(arch: Architecture, targets) -> dict:
-    from .estimate import lora_modules
-
+def per_layer_lora(arch: Architecture, targets) -> dict:
+    """The adapted modules of one decoder layer (the first one found), keyed by path inside it."""
     chosen = lora_modules(arch, targets)
-    first = {}
+    layer = {}
     for name, shape in chosen.items():
-        if ".0." in name or name.split(".")[-2] == "0":
-            first[_short(name)] = shape
-    if not first:  # layer numbering not found: take the shapes by short name
-        first = {_short(name): shape for name, shape in chosen.items()}
-    return first
+        if _inside(name) != name and (".0." in name):
+            layer[_inside(name)] = shape
+    if not layer:  # layer numbering not found: take the shapes by short name
+        layer = {_short(name): shape for name, shape in chosen.items()}
+    return layer
 
 
 def _residual_bytes(method: str, dtype: str, autocast: bool) -> int:
@@ -114,31 +150,39 @@ def _residual_bytes(method: str, dtype: str, autocast: bool) -> int:
 def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_len: int,
                      dtype: str = "bfloat16", autocast: bool = False,
                      gradient_checkpointing: bool = False, attn: str = "sdpa", lora_rank: int = 8,
-                     lora_targets_="all-linear", lora_dropout: float = 0.05,
+                     lora_targets="all-linear", lora_dropout: float = 0.05,
                      num_virtual_tokens: int = 20, freeze_trainable_layers: int = 2,
-                     device: str = "cuda") -> int:
+                     device: str = "cuda", compiled: bool = False,
+                     activation_offload: bool = False) -> int:
     """Bytes saved for backward by the decoder layers (and the final norm), at their peak."""
     R = _residual_bytes(method, dtype, autocast)
     act_dtype = "float32" if method == "qlora" else dtype
     p = num_virtual_tokens
     tokens_per_seq = seq_len + (p if method in ("prompt", "ptuning") else 0)
     ratio = (seq_len + p) / seq_len if method == "prefix" else 1.0
-    lora = _per_layer_lora(arch, lora_targets_) if method in ("lora", "qlora") else {}
+    lora = per_layer_lora(arch, lora_targets) if method in ("lora", "qlora") else {}
     W = method in ("full", "freeze")
     common = dict(lora=lora, lora_rank=lora_rank, lora_dropout=lora_dropout, dtype=act_dtype,
                   autocast=autocast and method != "qlora", residual_bytes=R, kv_len_ratio=ratio,
                   seq_len=tokens_per_seq, attn=attn, device=device,
-                  expand_kv=method == "prefix")
-    per_token = sum(n * b for _, n, b in layer_terms(arch, weights_trainable=W, **common))
+                  expand_kv=method == "prefix", compiled=compiled)
+
+    def per_token(moe_layer: bool) -> float:
+        return sum(n * b for _, n, b in layer_terms(arch, weights_trainable=W, moe_layer=moe_layer, **common))
+
     layers = arch.layers
     if method == "freeze":
         layers = min(max(freeze_trainable_layers, 0), arch.layers)
+    moe = min(arch.experts.moe_layers, layers) if arch.experts else 0
+    dense_token, moe_token = per_token(False), (per_token(True) if moe else 0.0)
     tokens = batch_size * tokens_per_seq
     if gradient_checkpointing and layers:
-        # Each layer keeps only its input; backward recomputes one layer at a time.
-        layer_total = layers * tokens * arch.hidden * R + tokens * per_token
+        # Each layer keeps only its input; backward recomputes one layer at a time. Offloaded,
+        # the inputs wait in CPU memory and two are on the GPU at once (in use, prefetched).
+        kept = min(2, layers) if activation_offload else layers
+        layer_total = kept * tokens * arch.hidden * R + tokens * max(dense_token, moe_token)
     else:
-        layer_total = layers * tokens * per_token
+        layer_total = tokens * ((layers - moe) * dense_token + moe * moe_token)
     # Final norm (input, 1/rms, and normalized when its weight trains) and the input ids.
     final = tokens * (arch.hidden * FP32 + FP32 + (arch.hidden * R if method == "full" else 0))
     ids = tokens * 8 if method == "full" else 0
@@ -162,7 +206,8 @@ def amp_weight_copy_bytes(arch: Architecture, method: str, *, dtype: str, autoca
         per_layer = [0] * arch.layers
         head = 0
         for t in arch.tensors:
-            if t.kind == "linear" and t.name.endswith(".weight") and t.layer is not None and t.layer >= first:
+            if t.kind in ("linear", "expert") and t.name.endswith((".weight", "_proj")) \
+                    and t.layer is not None and t.layer >= first:
                 per_layer[t.layer] += t.numel
             elif method == "full" and (t.kind == "lm_head" or (arch.tied and t.kind == "embedding"
                                                                 and t.shape[0] == arch.vocab)):
@@ -170,23 +215,49 @@ def amp_weight_copy_bytes(arch: Architecture, method: str, *, dtype: str, autoca
         layers = max(per_layer) if gradient_checkpointing else sum(per_layer)
         return (layers + head) * half
     if method in ("lora", "qlora"):  # the float32 adapters, cast at each use
-        return sum(_numel(s) for s in trainable_shapes) * half
+        return sum(math.prod(s) for s in trainable_shapes) * half
     return 0
 
 
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def logits_bytes(arch: Architecture, method: str, *, batch_size: int, seq_len: int,
-                 dtype: str = "bfloat16", autocast: bool = False, num_virtual_tokens: int = 20) -> int:
-    """Bytes saved from the LM head on: float32 log-softmax over the vocabulary, labels, and
-    the head's input when the head trains."""
+                 dtype: str = "bfloat16", autocast: bool = False, num_virtual_tokens: int = 20,
+                 loss: str = "eager", compiled: bool = False) -> int:
+    """Bytes saved from the LM head on: the loss's saved tensor, labels, and the head's input
+    when the head trains.
+
+    ``eager``: the float32 log-softmax over the vocabulary. ``chunked``: the same, one chunk at
+    a time, unless compiled (then the 16-bit logits and one log-sum-exp per token). ``fused_linear``:
+    no logits; the gradient of the hidden states, computed during forward, is kept instead.
+    """
     tokens = batch_size * (seq_len + (num_virtual_tokens if method in ("prompt", "ptuning") else 0))
-    total = tokens * arch.vocab * FP32 + tokens * 8 + 4
-    if method == "full":
+    half = HALF[dtype] if (autocast or dtype != "float32") else FP32
+    if loss == "fused_linear":
+        saved = tokens * arch.hidden * half
+    elif loss == "chunked" and compiled:
+        saved = tokens * arch.vocab * half + tokens * FP32
+    else:
+        saved = tokens * arch.vocab * FP32
+    total = saved + tokens * 8 + 4
+    if method == "full" and loss != "fused_linear":
         total += tokens * arch.hidden * (HALF[dtype] if autocast else _residual_bytes(method, dtype, autocast))
     return int(total)
+
+
+def logits_transient_bytes(arch: Architecture, *, tokens: int, dtype: str, autocast: bool,
+                           loss: str) -> dict:
+    """Logit-sized buffers alive only around the loss: ``{"forward": ..., "backward": ...}``.
+
+    eager: the logits the head returns (16-bit) and their float32 copy exist while the
+    log-softmax runs; in backward the gradient w.r.t. the log-softmax output and w.r.t. the
+    logits (both float32) exist with the saved log-softmax. chunked: one chunk (1/8) of those.
+    fused_linear: a chunk of logits about the size of the hidden states (Liger's heuristic).
+    """
+    half = HALF[dtype] if (autocast or dtype != "float32") else FP32
+    full = tokens * arch.vocab
+    if loss == "fused_linear":
+        chunk = tokens * arch.hidden
+        return {"forward": chunk * (half + 2 * FP32), "backward": chunk * (half + 2 * FP32)}
+    upcast = FP32 if half != FP32 else 0
+    if loss == "chunked":
+        return {"forward": full * half + full // 8 * (upcast + FP32), "backward": full // 8 * 2 * FP32}
+    return {"forward": full * (half + upcast), "backward": full * 2 * FP32}

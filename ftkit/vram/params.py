@@ -2,9 +2,11 @@
 
 Taught in lesson 01 (``notebooks/01_vram_calculator.ipynb``). For architectures transformers
 knows, the model is built on the ``meta`` device (shapes only, no memory) and its tensors are
-listed. For models whose code lives outside transformers (ChatGLM3, Baichuan2), the same list
-is written out from the config fields, following the modules of their published code. Every
-memory term of :mod:`ftkit.vram.estimate` is computed from this list of tensors.
+listed. For models whose code lives outside transformers (ChatGLM3, GLM-4, Baichuan2, Qwen-1,
+InternLM2), :mod:`ftkit.vram.analytic` writes the same list out from the config fields. Every
+memory term of :mod:`ftkit.vram.estimate` is computed from this list of tensors. Mixtures of
+experts (Mixtral, Qwen-MoE, DeepSeek-V2) carry their routed-expert sizes, so the active
+parameters per token and the expert activations can be told apart from the total.
 """
 
 from __future__ import annotations
@@ -16,30 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, ModelNotFoundError
+from .analytic import ANALYTIC_TYPES, _first, analytic_tensors
 from .presets import load_preset, preset_names
+from .tensors import ParamTensor, linear_role
 
 _LAYER = re.compile(r"\.(?:layers|h)\.(\d+)\.")
 
 
 @dataclass(frozen=True)
-class ParamTensor:
-    """One parameter tensor: its name, shape and the kind of module that owns it."""
+class Experts:
+    """The mixture-of-experts sizes of a model: routed experts, how many each token uses."""
 
-    name: str
-    shape: tuple[int, ...]
-    kind: str  # "linear" (incl. GPT-2's Conv1D), "embedding", "lm_head", "other" (norms, ...)
-    layer: int | None = None  # index of the decoder layer, None outside the layer stack
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    @property
-    def module(self) -> str:
-        return self.name.rsplit(".", 1)[0]
+    routed: int  # experts per MoE layer
+    per_token: int  # top-k
+    ffn: int  # hidden size of one routed expert
+    shared_ffn: int  # hidden size of the always-on shared expert(s), 0 if none
+    moe_layers: int  # decoder layers with experts (the others are dense)
 
 
 @dataclass(frozen=True)
@@ -58,14 +52,20 @@ class Architecture:
     tensors: tuple[ParamTensor, ...]
     source: str  # "meta" (built by transformers on the meta device) or "analytic"
     family: str = "llama"  # "llama" (RMSNorm, RoPE, gated MLP) or "gpt2" (LayerNorm, GELU MLP)
+    experts: Experts | None = None
     config: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def params_total(self) -> int:
         return sum(t.numel for t in self.tensors)
 
-    def layer_params(self, layer: int) -> int:
-        return sum(t.numel for t in self.tensors if t.layer == layer)
+    @property
+    def params_active(self) -> int:
+        """Parameters one token runs through: all, less the routed experts it is not sent to."""
+        routed = sum(t.numel for t in self.tensors if t.kind == "expert")
+        if not self.experts or not routed:
+            return self.params_total
+        return self.params_total - routed + routed * self.experts.per_token // self.experts.routed
 
     def linear_modules(self) -> dict[str, tuple[int, int]]:
         """Decoder-layer linear modules -> (in_features, out_features): what LoRA can target."""
@@ -77,8 +77,31 @@ class Architecture:
                 out[t.module] = (rows, cols) if self.family == "gpt2" else (cols, rows)
         return out
 
+    def role(self, module: str) -> str:
+        return linear_role(module, self.model_type)
 
-def load_config(model) -> dict:
+
+def lora_modules(arch: Architecture, targets="all-linear") -> dict[str, tuple[int, int]]:
+    """The linear modules LoRA adapts -> (in, out). ``all-linear``/``all`` = every linear but the head.
+
+    Fused expert weights (3-D parameters, not ``nn.Linear``) are not among them: peft's
+    ``all-linear`` matches ``nn.Linear`` modules only.
+    """
+    if isinstance(targets, str):
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    targets = list(targets)
+    linears = arch.linear_modules()
+    if not targets or targets in (["all-linear"], ["all"]):
+        return linears
+    chosen = {name: shape for name, shape in linears.items() if name.rsplit(".", 1)[-1] in targets}
+    if not chosen:
+        names = sorted({name.rsplit(".", 1)[-1] for name in linears})
+        raise ConfigError(f"lora targets {targets} match no linear module of this model; "
+                          f"its linear modules are: {', '.join(names)} (or all-linear)")
+    return chosen
+
+
+def load_model_config(model) -> dict:
     """A config dict from a preset name, a config.json, a model folder, a dict or a HF config."""
     if isinstance(model, dict):
         return dict(model)
@@ -124,13 +147,6 @@ def _from_hub(name: str) -> dict:
         ) from None
 
 
-def _first(config: dict, *keys, default=None):
-    for key in keys:
-        if config.get(key) is not None:
-            return config[key]
-    return default
-
-
 def _sizes(config: dict) -> dict:
     """The common sizes under the many names configs give them."""
     try:
@@ -148,12 +164,29 @@ def _sizes(config: dict) -> dict:
     else:
         kv_heads = int(_first(config, "num_key_value_heads", default=heads))
     head_dim = int(_first(config, "head_dim", "kv_channels", default=hidden // heads))
+    if config.get("qk_nope_head_dim"):  # DeepSeek-V2's multi-head latent attention
+        head_dim = int(config["qk_nope_head_dim"]) + int(config.get("qk_rope_head_dim", 0))
     ffn = int(_first(config, "intermediate_size", "ffn_hidden_size", "n_inner", default=4 * hidden))
+    if config.get("model_type") == "qwen":  # Qwen-1 counts both MLP branches in intermediate_size
+        ffn //= 2
     for key, value in dict(hidden=hidden, layers=layers, heads=heads, vocab=vocab, ffn=ffn).items():
         if value <= 0:
             raise ConfigError(f"config field for {key} must be positive, got {value}")
     return dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
                 ffn=ffn, vocab=vocab)
+
+
+def _experts(config: dict, layers: int) -> Experts | None:
+    routed = _first(config, "num_local_experts", "num_experts", "n_routed_experts")
+    if not routed or int(routed) <= 1:
+        return None
+    ffn = int(_first(config, "moe_intermediate_size", "intermediate_size"))
+    shared = int(_first(config, "shared_expert_intermediate_size", default=0) or 0)
+    if not shared and config.get("n_shared_experts"):
+        shared = int(config["n_shared_experts"]) * ffn
+    dense = int(config.get("first_k_dense_replace", 0) or 0) + len(config.get("mlp_only_layers") or [])
+    return Experts(routed=int(routed), per_token=int(_first(config, "num_experts_per_tok", default=1)),
+                   ffn=ffn, shared_ffn=shared, moe_layers=max(layers - dense, 0))
 
 
 def _transformers_knows(model_type: str) -> bool:
@@ -186,97 +219,16 @@ def _meta_tensors(config: dict) -> tuple[list[ParamTensor], bool]:
     tensors = []
     for name, param in model.named_parameters():
         module = name.rsplit(".", 1)[0]
+        kind = kinds.get(module, "other")
+        if kind == "other" and param.ndim == 3:
+            kind = "expert"  # transformers 5 fuses the routed experts into 3-D parameters
+        elif kind == "other" and param.ndim == 2 and module.endswith(".gate"):
+            kind = "router"
         match = _LAYER.search(name)
-        tensors.append(ParamTensor(name, tuple(param.shape), kinds.get(module, "other"),
+        tensors.append(ParamTensor(name, tuple(param.shape), kind,
                                    int(match.group(1)) if match else None))
     tied = not any(t.kind == "lm_head" for t in tensors)
     return tensors, tied
-
-
-def _analytic_tensors(config: dict, s: dict) -> tuple[list[ParamTensor], bool, str]:
-    """The parameter list written out from config fields, module by module."""
-    model_type = config.get("model_type", "")
-    h, f, v, L = s["hidden"], s["ffn"], s["vocab"], s["layers"]
-    q, kv = s["heads"] * s["head_dim"], s["kv_heads"] * s["head_dim"]
-    out: list[ParamTensor] = []
-
-    def add(name, shape, kind, layer=None):
-        out.append(ParamTensor(name, tuple(shape), kind, layer))
-
-    if model_type == "chatglm":  # THUDM modeling_chatglm.py (ChatGLM2/3)
-        tied = bool(config.get("tie_word_embeddings", False))
-        bias = bool(config.get("add_bias_linear", False))
-        qkv_bias = bias or bool(config.get("add_qkv_bias", False))
-        add("transformer.embedding.word_embeddings.weight", (v, h), "embedding")
-        for i in range(L):
-            p = f"transformer.encoder.layers.{i}."
-            add(p + "input_layernorm.weight", (h,), "other", i)
-            add(p + "self_attention.query_key_value.weight", (q + 2 * kv, h), "linear", i)
-            if qkv_bias:
-                add(p + "self_attention.query_key_value.bias", (q + 2 * kv,), "linear", i)
-            add(p + "self_attention.dense.weight", (h, q), "linear", i)
-            if bias:
-                add(p + "self_attention.dense.bias", (h,), "linear", i)
-            add(p + "post_attention_layernorm.weight", (h,), "other", i)
-            add(p + "mlp.dense_h_to_4h.weight", (2 * f, h), "linear", i)  # gate and up, fused
-            if bias:
-                add(p + "mlp.dense_h_to_4h.bias", (2 * f,), "linear", i)
-            add(p + "mlp.dense_4h_to_h.weight", (h, f), "linear", i)
-            if bias:
-                add(p + "mlp.dense_4h_to_h.bias", (h,), "linear", i)
-        if config.get("post_layer_norm", True):
-            add("transformer.encoder.final_layernorm.weight", (h,), "other")
-        if not tied:
-            add("transformer.output_layer.weight", (v, h), "lm_head")
-        return out, tied, "llama"
-    if model_type == "gpt2":
-        tied = bool(config.get("tie_word_embeddings", True))
-        add("transformer.wte.weight", (v, h), "embedding")
-        add("transformer.wpe.weight", (int(_first(config, "n_positions", default=1024)), h), "embedding")
-        for i in range(L):
-            p = f"transformer.h.{i}."
-            for norm in ("ln_1", "ln_2"):
-                add(p + norm + ".weight", (h,), "other", i)
-                add(p + norm + ".bias", (h,), "other", i)
-            for name, (a, b) in (("attn.c_attn", (h, 3 * h)), ("attn.c_proj", (h, h)),
-                                 ("mlp.c_fc", (h, f)), ("mlp.c_proj", (f, h))):
-                add(p + name + ".weight", (a, b), "linear", i)
-                add(p + name + ".bias", (b,), "linear", i)
-        add("transformer.ln_f.weight", (h,), "other")
-        add("transformer.ln_f.bias", (h,), "other")
-        if not tied:
-            add("lm_head.weight", (v, h), "lm_head")
-        return out, tied, "gpt2"
-    # Llama family: Llama, Mistral, Qwen1.5/2/2.5, SmolLM2, and Baichuan2 (fused W_pack).
-    tied = bool(config.get("tie_word_embeddings", False))
-    qkv_bias = bool(config.get("attention_bias", False)) or model_type == "qwen2"
-    mlp_bias = bool(config.get("mlp_bias", False))
-    add("model.embed_tokens.weight", (v, h), "embedding")
-    for i in range(L):
-        p = f"model.layers.{i}."
-        if model_type == "baichuan":
-            add(p + "self_attn.W_pack.weight", (q + 2 * kv, h), "linear", i)
-        else:
-            for name, rows in (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
-                add(p + f"self_attn.{name}.weight", (rows, h), "linear", i)
-                if qkv_bias:
-                    add(p + f"self_attn.{name}.bias", (rows,), "linear", i)
-        add(p + "self_attn.o_proj.weight", (h, q), "linear", i)
-        if config.get("attention_bias", False):
-            add(p + "self_attn.o_proj.bias", (h,), "linear", i)
-        for name, shape in (("gate_proj", (f, h)), ("up_proj", (f, h)), ("down_proj", (h, f))):
-            add(p + f"mlp.{name}.weight", shape, "linear", i)
-            if mlp_bias:
-                add(p + f"mlp.{name}.bias", shape[:1], "linear", i)
-        add(p + "input_layernorm.weight", (h,), "other", i)
-        add(p + "post_attention_layernorm.weight", (h,), "other", i)
-    add("model.norm.weight", (h,), "other")
-    if not tied:
-        add("lm_head.weight", (v, h), "lm_head")
-    return out, tied, "llama"
-
-
-_ANALYTIC_TYPES = {"llama", "mistral", "qwen2", "baichuan", "chatglm", "gpt2"}
 
 
 def architecture(model, *, analytic: bool | None = None) -> Architecture:
@@ -285,7 +237,7 @@ def architecture(model, *, analytic: bool | None = None) -> Architecture:
     ``analytic=None`` builds on the meta device when transformers knows the model type and
     writes the tensors out from the config otherwise; ``True``/``False`` force one way.
     """
-    config = load_config(model)
+    config = load_model_config(model)
     return _architecture(json.dumps(config, sort_keys=True, default=str), analytic)
 
 
@@ -304,17 +256,21 @@ def _architecture(config_json: str, analytic: bool | None) -> Architecture:
         family = "gpt2" if model_type == "gpt2" else "llama"
         source = "meta"
     else:
-        if model_type not in _ANALYTIC_TYPES:
+        if model_type not in ANALYTIC_TYPES:
             raise ConfigError(
                 f"model_type '{model_type}' is neither known to this transformers version nor one "
-                f"ftkit counts from config fields ({', '.join(sorted(_ANALYTIC_TYPES))})"
+                f"ftkit counts from config fields ({', '.join(sorted(ANALYTIC_TYPES))})"
             )
-        tensors, tied, family = _analytic_tensors(config, sizes)
+        tensors, tied, family = analytic_tensors(config, sizes)
         source = "analytic"
     return Architecture(model_type=model_type, tied=tied, tensors=tuple(tensors), source=source,
-                        family=family, config=config, **sizes)
+                        family=family, experts=_experts(config, sizes["layers"]), config=config,
+                        **sizes)
 
 
-def count_parameters(model) -> int:
-    """Total parameters of a model given by preset, path, dict or config (shared weights once)."""
+def count_model_parameters(model) -> int:
+    """Total parameters of a model given by preset, path, dict or config (shared weights once).
+
+    (``ftkit.methods.count_parameters`` counts a loaded model's trainable parameters instead.)
+    """
     return architecture(model).params_total

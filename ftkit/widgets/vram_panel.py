@@ -19,10 +19,8 @@ from IPython.display import display
 
 from ..errors import FtkitError
 from ..plots.vram import stacked_bars
-from ..vram import OPTIMIZERS, estimate, preset_names
-
-CARDS_GB = (8, 12, 16, 24, 40, 48, 80)
-METHODS = ("full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt", "inference")
+from ..units import GIB
+from ..vram import METHODS, OPTIMIZERS, estimate, preset_names
 
 
 class VramPanel:
@@ -68,9 +66,10 @@ class VramPanel:
             self.output.clear_output()
             return
         e = self.estimate
-        fits = [f"{gb} GB" for gb in CARDS_GB if e.fits(gb)]
-        self.verdict.value = (f"<b>{e.total_bytes / 1024**3:.2f} GiB</b> per GPU; fits on: "
-                              + (", ".join(fits) if fits else "<b>none</b> of 8-80 GB"))
+        fits = [f"{gb} GB" for gb in e.fitting_cards()]
+        self.verdict.value = (f"peak <b>{e.predict('device') / GIB:.2f} GiB</b> per GPU "
+                              f"({e.peak_phase}; sum of components {e.total_bytes / GIB:.2f} GiB); fits on: "
+                              + (", ".join(fits) if fits else "<b>none</b> of the cards up to 141 GB"))
         with self.output:
             self.output.clear_output(wait=True)
             fig = stacked_bars({f"{values['method']}": e}, cards_gb=[gb for gb in (24, 80)],
