@@ -54,9 +54,9 @@ def openai_turn(turn: dict, where: str, role: str, problems: list):
         if isinstance(weight, bool) or weight not in (0, 1):
             problems.append((f"{where}.weight", f"must be 0 or 1, got {weight!r}"))
             return []
-        weight = int(weight)
+        weight = 0 if weight == 0 else None  # 1 is the default: only "do not learn" is recorded
     calls = turn.get("tool_calls") or turn.get("function_call")
-    if role != "assistant" or (not calls and weight is None):
+    if role != "assistant" or (not calls and weight is None and "weight" not in turn):
         return None
     content = turn.get("content")
     text = "" if content is None and calls else content_text(
