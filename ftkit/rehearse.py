@@ -48,14 +48,14 @@ class Rehearsal:
 
 
 def rehearsal_config(reading: Reading, steps: int = 2, samples: int = 8, seq_len: int = 128,
-                     workdir: Path | None = None) -> Rehearsal:
-    """The small CPU config that exercises ``reading.config``, and what was changed."""
+                     workdir: Path | None = None, model: str = models.DEFAULT_MODEL) -> Rehearsal:
+    """The small CPU config that exercises ``reading.config`` on ``model``, and what was changed."""
     cfg = reading.config
     work = Path(workdir or tempfile.mkdtemp(prefix="ftkit-rehearsal-"))
     rehearsal = Rehearsal(reading, cfg)
     changes = rehearsal.changes
     small = cfg.to_dict()
-    small.update(model_name_or_path=models.DEFAULT_MODEL, trust_remote_code=False,
+    small.update(model_name_or_path=str(model), trust_remote_code=False,
                  max_steps=steps, output_dir=str(work / "run"), overwrite_output_dir=True,
                  save_strategy="no", eval_strategy="no", val_size=0.0, val_file=None, test_file=None,
                  eval_datasets=[], logging_steps=1, report_to=["none"], plot_loss=False,
@@ -65,12 +65,13 @@ def rehearsal_config(reading: Reading, steps: int = 2, samples: int = 8, seq_len
                  per_device_train_batch_size=min(cfg.per_device_train_batch_size, 2),
                  gradient_accumulation_steps=1, warmup_steps=0, warmup_ratio=0.0)
     small = {key: value for key, value in small.items() if key in RunConfig.model_fields}
-    changes.append(f"model {cfg.model_name_or_path} -> {models.DEFAULT_MODEL} (the embedded default)")
+    changes.append(f"model {cfg.model_name_or_path} -> {model}"
+                   + (" (the embedded default)" if model == models.DEFAULT_MODEL else ""))
     changes.append(f"{steps} steps, batch {small['per_device_train_batch_size']}, no gradient "
                    "accumulation, no evaluation, no checkpoints")
     _shorten(cfg, small, seq_len, changes)
     _cpu_settings(cfg, small, changes)
-    _targets(cfg, small, changes)
+    _targets(cfg, small, changes, model)
     small["trainer_extra"] = {k: v for k, v in cfg.trainer_extra.items() if k not in HUB_ARGUMENTS}
     small["train_file"], small["datasets"] = _sample(cfg, reading, samples, work, rehearsal), []
     small["dataset_names"], small["max_samples"] = [], None
@@ -107,17 +108,18 @@ def _cpu_settings(cfg: RunConfig, small: dict, changes: list) -> None:
         changes.append(f"quantization kept: {cfg.quantization_bit}-bit bitsandbytes on the CPU")
 
 
-def default_model_modules() -> list[str]:
-    """Linear module names of the default model's decoder layers (what LoRA can target)."""
+def model_modules(model: str = models.DEFAULT_MODEL) -> list[str]:
+    """Linear module names of a model's decoder layers (what LoRA can target), from its config."""
     from .vram import architecture
 
-    return list(architecture(models.DEFAULT_MODEL.removesuffix("-instruct")).linear_modules())
+    # The vram presets name the default model's architecture without "-instruct".
+    return list(architecture(str(model).removesuffix("-instruct")).linear_modules())
 
 
-def _targets(cfg: RunConfig, small: dict, changes: list) -> None:
+def _targets(cfg: RunConfig, small: dict, changes: list, model: str) -> None:
     if cfg.method not in ("lora", "qlora") or cfg.lora_target == [ALL_LINEAR]:
         return
-    names = default_model_modules()
+    names = model_modules(model)
     mapped, notes = map_lora_targets(cfg.lora_target, names)
     changes.extend(notes)
     leaf = {name.rsplit(".", 1)[-1] for name in names}
@@ -162,10 +164,13 @@ def _plain(row: dict) -> dict:
 
 
 def _data_file(name: str | None, config_path: Path) -> Path | None:
-    """The config's data file: as given (from here), else beside the config or above it."""
+    """The config's data file: beside the config or in a folder above it (where its tool
+    runs), else from the current folder."""
     if not name:
         return None
-    candidates = [Path(name)] + [parent / name for parent in config_path.resolve().parents]
+    if Path(name).is_absolute():
+        return Path(name) if Path(name).exists() else None
+    candidates = [parent / name for parent in config_path.resolve().parents] + [Path(name)]
     return next((c for c in candidates if c.exists()), None)
 
 
@@ -181,8 +186,9 @@ def gpu_estimate(cfg: RunConfig):
 
 
 def rehearse(path, overrides=None, steps: int = 2, samples: int = 8, seq_len: int = 128,
-             workdir=None, verbose: bool = True) -> Rehearsal:
-    """Read ``path``, run it small on the default model, estimate the real run's GPU memory."""
+             workdir=None, verbose: bool = True, model: str = models.DEFAULT_MODEL) -> Rehearsal:
+    """Read ``path``, run it small on ``model`` (the default model), estimate the real run's
+    GPU memory on the config's own model."""
     from .train import finetune
 
     if steps < 1:
@@ -191,7 +197,7 @@ def rehearse(path, overrides=None, steps: int = 2, samples: int = 8, seq_len: in
     if reading.config.dataset_names and not reading.config.datasets:
         raise ConfigError(f"{path}: dataset names {', '.join(reading.config.dataset_names)} are not "
                           "resolved: set dataset_dir to the folder holding dataset_info.json")
-    rehearsal = rehearsal_config(reading, steps, samples, seq_len, workdir)
+    rehearsal = rehearsal_config(reading, steps, samples, seq_len, workdir, model)
     if verbose:
         print(f"rehearsing {path} ({reading.tool}) on the CPU:")
         for change in rehearsal.changes:

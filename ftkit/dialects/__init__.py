@@ -250,8 +250,9 @@ def _read_script(path: Path, text: str, dialect: str | None) -> tuple[str, Draft
 
 
 def _referenced(script: Path, name: str, where: str) -> dict:
-    """A config file a script names, found beside the script or in one of its parents."""
-    candidates = [Path(name)] + [parent / name for parent in script.resolve().parents]
+    """A config file a script names, found beside the script or in a folder above it (the
+    script's tool runs from there), else from the current folder."""
+    candidates = [parent / name for parent in script.resolve().parents] + [Path(name)]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise ConfigError(f"{where}: the command reads {name}, which is not beside the script or "

@@ -90,7 +90,16 @@ def find_command(path, text: str) -> Command:
                       "python / torchrun / deepspeed running fine-tune.py, finetune_hf.py, train.py ...")
 
 
+def _until_operator(tokens: list[str]) -> list[str]:
+    """The tokens of the first command: cut at a pipe, a list operator or a redirection."""
+    for i, token in enumerate(tokens):
+        if token in ("|", "||", "&&", ";", "&") or re.match(r"^[0-9]?>", token):
+            return tokens[:i]
+    return tokens
+
+
 def _command(tokens: list[str], line: int) -> Command | None:
+    tokens = _until_operator(tokens)
     while tokens and ASSIGNMENT.match(tokens[0]):  # CUDA_VISIBLE_DEVICES=0 python ...
         tokens = tokens[1:]
     for i, token in enumerate(tokens):
