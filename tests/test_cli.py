@@ -64,7 +64,7 @@ def test_bad_config_exits_2_from_the_shell(tmp_path):
 def test_unknown_flag_and_dialect_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["config", "x.yaml", "--dialect", "nope"])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_chat_with_missing_model_exits_2(capsys):

@@ -67,7 +67,7 @@ def test_trust_remote_code_stays_off(monkeypatch):
     seen = {}
     import transformers
 
-    def fake(source, **kwargs):
+    def fake(_source, **kwargs):
         seen.update(kwargs)
         raise OSError("stop here")
 

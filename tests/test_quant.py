@@ -7,11 +7,29 @@ import pytest
 import torch
 
 from ftkit.errors import FtkitError
-from ftkit.quant import (absmax_dequantize, absmax_quantize, bits_per_param, blockwise_dequantize,
-                         blockwise_quantize, codebook_quantize, double_quantize,
-                         error_report, fp4_code, fp4_roundtrip, nf4_code, nf4_roundtrip, snr_db,
-                         zeropoint_dequantize, zeropoint_quantize)
-from ftkit.quant import bnb, footprint, ggufinfo, mixed, prune, qat
+from ftkit.quant import (
+    absmax_dequantize,
+    absmax_quantize,
+    bits_per_param,
+    blockwise_dequantize,
+    blockwise_quantize,
+    bnb,
+    codebook_quantize,
+    double_quantize,
+    error_report,
+    footprint,
+    fp4_code,
+    fp4_roundtrip,
+    ggufinfo,
+    mixed,
+    nf4_code,
+    nf4_roundtrip,
+    prune,
+    qat,
+    snr_db,
+    zeropoint_dequantize,
+    zeropoint_quantize,
+)
 
 
 @pytest.fixture
@@ -214,7 +232,7 @@ def test_real_weights_hand_nf4_equals_bitsandbytes(default_model):
 
 
 @pytest.mark.slow
-def test_footprint_ordering_and_own_count(default_model):
+def test_footprint_ordering_and_own_count():
     sizes = {}
     for name in ["fp32", "bf16", "int8", "nf4", "nf4-dq"]:
         model = footprint.load_variant(name)

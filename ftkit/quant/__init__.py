@@ -10,8 +10,14 @@ pruning, ``mixed`` choosing which weights to quantize.
 """
 
 from .absmax import absmax_dequantize, absmax_quantize
-from .blockwise import (bits_per_param, blockwise_dequantize, blockwise_quantize,
-                        codebook_dequantize, codebook_quantize, double_quantize)
+from .blockwise import (
+    bits_per_param,
+    blockwise_dequantize,
+    blockwise_quantize,
+    codebook_dequantize,
+    codebook_quantize,
+    double_quantize,
+)
 from .metrics import error_report, max_error, mse, snr_db
 from .nf4 import fp4_code, fp4_roundtrip, nf4_code, nf4_roundtrip
 from .zeropoint import zeropoint_dequantize, zeropoint_quantize

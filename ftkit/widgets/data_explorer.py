@@ -35,7 +35,7 @@ class DataExplorer:
         self.widget = w.VBox([w.HBox([self.file_picker, self.index]), self.info, tabs])
         self._dataset = None
         self.file_picker.observe(lambda change: self._open(change["new"]), names="value")
-        self.index.observe(lambda change: self._update(), names="value")
+        self.index.observe(lambda _change: self._update(), names="value")
         if self.files:
             self._open(str(self.files[0]))
 
