@@ -8,13 +8,13 @@ are :class:`ftkit.errors.FtkitError`: printed as one message, exit status 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from ..errors import FtkitError
+from . import chat, config, data, groups, merge, train, vram
 
 # In the order `ftkit --help` lists them.
-SUBCOMMANDS = ["config", "vram", "data", "train", "chat", "merge", "groups"]
+SUBCOMMANDS = [config, vram, data, train, chat, merge, groups]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tuning kit: configs, memory estimates, data, training and chat.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"{__name__}.{name}":
-                continue  # that subcommand has not landed yet
-            raise
+    for module in SUBCOMMANDS:
         module.register(subparsers)
     return parser
 
