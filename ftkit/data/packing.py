@@ -39,13 +39,6 @@ def pack(examples: list[dict]) -> dict:
     return packing_collator()(features)
 
 
-def example_boundaries(position_ids) -> list[tuple[int, int]]:
-    """``[(start, end), ...]`` of each packed example, read back from the position ids."""
-    positions = [int(p) for p in (position_ids[0] if hasattr(position_ids[0], "__len__") else position_ids)]
-    starts = [i for i, p in enumerate(positions) if p == 0]
-    return list(zip(starts, starts[1:] + [len(positions)]))
-
-
 def padding_waste(lengths: list[int], batch_size: int) -> float:
     """The fraction of a padded batch that is padding (batches in the given order)."""
     padded = real = 0

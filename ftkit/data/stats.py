@@ -35,7 +35,3 @@ def suggest_max_seq_length(lengths: list[int], coverage: float = 0.99, multiple_
     """The smallest multiple of ``multiple_of`` that holds ``coverage`` of the examples whole."""
     needed = percentile(lengths, coverage * 100)
     return int(math.ceil(needed / multiple_of) * multiple_of)
-
-
-def truncated_fraction(lengths: list[int], max_seq_length: int) -> float:
-    return sum(n > max_seq_length for n in lengths) / len(lengths) if lengths else 0.0
