@@ -19,9 +19,10 @@ def test_console_script_help_lists_subcommands():
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
     registered = parser._subparsers._group_actions[0].choices
+    # one subcommand per module, named as the module, in the order of SUBCOMMANDS
+    assert list(registered) == [module.__name__.rsplit(".", 1)[-1] for module in SUBCOMMANDS]
     assert {"config", "chat"} <= set(registered)
     for name in registered:
-        assert name in SUBCOMMANDS
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
         assert exit_info.value.code == 0
