@@ -89,7 +89,7 @@ def test_seed_004_instruction_without_instruction_field(tmp_path):
     assert rows[1]["messages"][0]["content"] == "签订购房合同后，开发商违约怎么办？"
 
 
-def test_split_and_gbk_encoding(tmp_path):
+def test_split_and_gbk_encoding():
     assert len(data.load(DATA / "identity.jsonl", split="train[:80%]", verbose=False)) == 52
     gbk = CORPUS / "23_gbk_encoded.jsonl"
     assert data.load(gbk, encoding="gbk", verbose=False)[0]["messages"][1]["content"] == "你好！"
@@ -246,7 +246,7 @@ def test_round_trip_through_every_format_that_can_hold_it(name, target, tmp_path
     assert again["messages"] == original["messages"]
 
 
-def test_seed_000_csv_to_jsonl(tmp_path, capsys):
+def test_seed_000_csv_to_jsonl(tmp_path):
     out = tmp_path / "train.jsonl"
     assert main(["data", "convert", str(DATA / "firefly.csv"), "--to", "openai", "-o", str(out)]) == 0
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

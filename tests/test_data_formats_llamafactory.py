@@ -126,6 +126,17 @@ def test_load_takes_a_spec_directly():
         data.load(DIR / "alpaca_sft.json", format="alpaca", columns={"answer": "output"})
 
 
+def test_load_takes_an_entry_as_written():
+    # the hand-off from a run config's `dataset:` names: the entry itself, defaults applied
+    info = json.loads((DIR / "dataset_info.json").read_text(encoding="utf-8"))
+    kto = data.load(DIR / "messages_kto.json", dataset_info=info["my_kto"], verbose=False)
+    assert kto["label"] == [True, False]
+    plain = data.load(DIR / "alpaca_sft.json", dataset_info={}, verbose=False)[0]
+    assert [m["role"] for m in plain["messages"]] == ["user", "assistant"]  # as LLaMA-Factory
+    own = data.load(DIR / "alpaca_sft.json", verbose=False)[0]  # ftkit's alpaca reads more
+    assert [m["role"] for m in own["messages"]][:2] == ["system", "user"]
+
+
 def test_cli_validates_a_name_in_a_dataset_dir(capsys):
     assert main(["data", "validate", "my_dpo", "--dataset-dir", str(DIR)]) == 0
     assert "sharegpt (dataset_info, ranking), 2 good record(s) of 2" in capsys.readouterr().out

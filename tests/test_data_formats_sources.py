@@ -191,7 +191,7 @@ def test_chatglm3_learned_observation_is_refused(tmp_path):
 @pytest.mark.parametrize("name, field, modality", [
     ("openai_image_part.jsonl", "messages[0].content[1]", "image_url"),
 ])
-def test_multimodal_content_is_refused_naming_the_modality(name, field, modality, capsys):
+def test_multimodal_content_is_refused_naming_the_modality(name, field, modality):
     report = data.validate(FILES / name)
     assert report.records == 0 and report.errors[0]["field"] == field
     assert modality in report.errors[0]["message"] and "text models" in report.errors[0]["message"]

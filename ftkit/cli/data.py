@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
+
 def _format_help() -> str:
     from ..data.formats import FORMATS
 

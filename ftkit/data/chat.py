@@ -12,9 +12,24 @@ and seed 000's CSV; TRL's language-modeling, prompt-only and prompt-completion t
 
 from __future__ import annotations
 
-from .turns import (CannotHold, as_json_text, check_chat, clean, content_text, extras, kind,
-                    missing, msg, multimodal_fields, need_text, pairs, read_turns, split_system,
-                    tools_field, tools_out)
+from .turns import (
+    CannotHold,
+    as_json_text,
+    check_chat,
+    clean,
+    content_text,
+    extras,
+    kind,
+    missing,
+    msg,
+    multimodal_fields,
+    need_text,
+    pairs,
+    read_turns,
+    split_system,
+    tools_field,
+    tools_out,
+)
 
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
                 "assistant": "assistant", "tool": "tool", "function": "tool"}
@@ -70,7 +85,7 @@ def openai_turn(turn: dict, where: str, role: str, problems: list):
     return [msg("assistant", text, weight)]
 
 
-def parse_openai(record: dict, present) -> tuple:
+def parse_openai(record: dict, _present) -> tuple:
     problems: list = []
     multimodal_fields(record, problems)
     if "messages" not in record:
@@ -124,7 +139,7 @@ def _chatglm3_turn(turn: dict, where: str, role: str, problems: list):
     return [] if text is None else [msg("assistant", text, weight)]
 
 
-def parse_chatglm3(record: dict, present) -> tuple:
+def parse_chatglm3(record: dict, _present) -> tuple:
     problems: list = []
     multimodal_fields(record, problems)
     if "conversations" not in record:
@@ -153,7 +168,7 @@ def write_chatglm3(row: dict) -> dict:
 # ---------------------------------------------------------------- Firefly
 
 
-def parse_firefly(record: dict, present) -> tuple:
+def parse_firefly(record: dict, _present) -> tuple:
     problems: list = []
     pairs_ = record.get("conversation")
     if "conversation" not in record:

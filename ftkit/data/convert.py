@@ -94,13 +94,14 @@ def write_records(records: list[dict], path) -> Path:
 
 
 def convert(path, to: str, out, format="auto", encoding: str = "utf-8", columns=None,
-            tags=None, ranking: bool = False) -> Path:
+            tags=None, ranking: bool = False, dataset_info: dict | None = None) -> Path:
     """Convert a data file into format ``to`` and write it to ``out`` (seed 000's CSV ->
     JSONL is ``convert("train.csv", "openai", "train.jsonl")``). Refuses files with bad
-    records: validate and fix them first. ``columns``/``tags``/``ranking``: as in load()."""
+    records: validate and fix them first. The other arguments: as in load()."""
     from .validate import check_file
 
-    _, _, problems, _, canonical = check_file(path, format, encoding, columns, tags, ranking)
+    _, _, problems, _, canonical = check_file(path, format, encoding, columns, tags, ranking,
+                                              dataset_info)
     if problems:
         raise DataError(f"{path} has {len(problems)} problem(s); fix them before converting",
                         path, problems)

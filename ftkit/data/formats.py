@@ -17,6 +17,7 @@ from typing import Callable
 from . import chat, llamafactory as lf, preference as pref
 from .containers import CONTAINERS, Row, read_rows, read_text  # noqa: F401  (re-exported)
 from .report import DataError
+from .turns import kind as _kind
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,6 @@ class Format:
     def from_canonical(self, row: dict) -> dict:
         return self.write(row)
 
-
-def _kind(value) -> str:
-    from .turns import kind
-    return kind(value)
-
-
-MESSAGES = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Ferret."}]
 
 FORMATS = {f.name: f for f in [
     Format("openai", "sft", ("messages",), ("tools",),

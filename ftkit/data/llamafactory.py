@@ -22,8 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .report import DataError
-from .turns import (CannotHold, check_chat, clean, content_text, extras, kind, missing, msg,
-                    multimodal_fields, need_text, pairs, split_system, tools_field, tools_out)
+from .turns import (
+    CannotHold,
+    check_chat,
+    clean,
+    content_text,
+    extras,
+    kind,
+    missing,
+    msg,
+    multimodal_fields,
+    need_text,
+    pairs,
+    split_system,
+    tools_field,
+    tools_out,
+)
 
 COLUMN_NAMES = ("prompt", "query", "response", "history", "messages", "system", "tools",
                 "images", "videos", "audios", "chosen", "rejected", "kto_tag")
@@ -349,13 +363,22 @@ class DatasetEntry:
 
     def load_arguments(self) -> dict:
         """Keyword arguments for :func:`ftkit.data.load` (with ``path``)."""
-        # LLaMA-Factory's defaults spelled out, so the entry is read as LLaMA-Factory reads it
-        # even where ftkit's own format of the same name reads more (alpaca's system, history)
-        columns = self.spec.columns if self.spec.columns is not None else dict(DEFAULT_COLUMNS)
-        tags = self.spec.tags if self.spec.tags is not None else dict(DEFAULT_TAGS)
-        return {"path": self.path, "format": self.spec.formatting, "columns": columns,
-                "tags": tags if self.spec.formatting == "sharegpt" else None,
-                "ranking": self.spec.ranking}
+        return {"path": self.path, "dataset_info": self.info}
+
+
+def entry_arguments(entry: dict) -> dict:
+    """``format``/``columns``/``tags``/``ranking`` of a ``dataset_info.json`` entry, with
+    LLaMA-Factory's defaults spelled out, so that the entry is read as LLaMA-Factory reads
+    it even where ftkit's format of the same name reads more (alpaca's system and history)."""
+    if not isinstance(entry, dict):
+        raise DataError(f"a dataset_info entry must be an object, got {kind(entry)}")
+    formatting = entry.get("formatting", "alpaca")
+    columns = entry.get("columns")
+    tags = entry.get("tags")
+    return {"format": formatting,
+            "columns": dict(DEFAULT_COLUMNS) if columns is None else columns,
+            "tags": (dict(DEFAULT_TAGS) if tags is None else tags) if formatting == "sharegpt" else None,
+            "ranking": bool(entry.get("ranking", False))}
 
 
 def _entry_line(text: str, name: str) -> int:

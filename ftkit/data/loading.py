@@ -54,14 +54,16 @@ def _select_split(dataset, split: str | None, path):
 
 def load(path, format="auto", encoding: str = "utf-8", split: str | None = None,
          on_error: str = "skip", verbose: bool = True, columns: dict | None = None,
-         tags: dict | None = None, ranking: bool = False):
+         tags: dict | None = None, ranking: bool = False, dataset_info: dict | None = None):
     """Read a data file (JSONL, JSON array, CSV, parquet, .txt) in any supported format and
     return a ``datasets.Dataset`` in the canonical shape (see :mod:`ftkit.data.convert`).
 
-    ``format`` is ``"auto"``, a format name (``ftkit.data.FORMATS``), or, with ``columns``
-    / ``tags`` / ``ranking`` from a LLaMA-Factory ``dataset_info.json`` entry, that entry's
-    ``formatting`` (``"alpaca"`` or ``"sharegpt"``); the file is then read as LLaMA-Factory
-    reads it (``kto_tag`` is one of the ``columns``, as there).
+    ``format`` is ``"auto"`` or a format name (``ftkit.data.FORMATS``). A file named by a
+    LLaMA-Factory ``dataset_info.json`` entry is read as LLaMA-Factory reads it: pass the
+    entry as written (``dataset_info={"formatting": "sharegpt", "ranking": true, "columns":
+    {...}, "tags": {...}}``, its defaults applied where it is silent), or its values as
+    ``format`` (the ``formatting``) / ``columns`` / ``tags`` / ``ranking``. ``kto_tag`` is
+    one of the ``columns``, as there.
 
     Bad records are skipped and listed (``on_error="skip"``) or make the load fail
     (``on_error="raise"``); a file that cannot be read at all, or with no good record,
@@ -70,7 +72,8 @@ def load(path, format="auto", encoding: str = "utf-8", split: str | None = None,
     if on_error not in ("skip", "raise"):
         raise DataError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     path = Path(path)
-    fmt, good, problems, total, rows = check_file(path, format, encoding, columns, tags, ranking)
+    fmt, good, problems, total, rows = check_file(path, format, encoding, columns, tags, ranking,
+                                                  dataset_info)
     fatal = [p for p in problems if p.get("fatal")]
     clean = [{k: v for k, v in p.items() if k != "fatal"} for p in problems]
     if fatal or not good or (problems and on_error == "raise"):
@@ -94,7 +97,8 @@ def load(path, format="auto", encoding: str = "utf-8", split: str | None = None,
 
 def load_dataset_info(name: str, dataset_dir="data", **kwargs):
     """A dataset named in LLaMA-Factory's ``dataset_info.json`` (in ``dataset_dir``), read
-    the way that entry says; ``num_samples`` keeps the first that many records."""
+    the way that entry says. ``num_samples`` keeps the first that many records (LLaMA-Factory
+    draws them at random; the first ones keep a rehearsal reproducible)."""
     from .llamafactory import resolve
 
     entry = resolve(name, dataset_dir)

@@ -15,8 +15,20 @@ imitate; it is kept so that a KTO stage can use it and SFT can refuse it.
 from __future__ import annotations
 
 from .chat import CHAT_ROLES, OPENAI_ROLES, openai_turn
-from .turns import (CannotHold, clean, content_text, extras, kind, missing, msg,
-                    multimodal_fields, need_text, read_turns, tools_field, tools_out)
+from .turns import (
+    CannotHold,
+    clean,
+    content_text,
+    extras,
+    kind,
+    missing,
+    msg,
+    multimodal_fields,
+    need_text,
+    read_turns,
+    tools_field,
+    tools_out,
+)
 
 WHY = {"rejected": "a preference pair needs a rejected answer to compare with 'chosen'",
        "chosen": "a preference pair needs the chosen (better) answer"}
@@ -205,7 +217,7 @@ def write_unpaired(row: dict) -> dict:
     return {**out, "label": bool(row["label"]), **extras(row)}
 
 
-def write_refused(row: dict) -> dict:
+def write_refused(_row: dict) -> dict:
     raise CannotHold("ftkit reads this format only to refuse it")
 
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .formats import FORMATS, Format, Row, canonical_name, detect_format, detect_record, read_rows, spec_format
+from .formats import (
+    FORMATS,
+    Format,
+    Row,
+    canonical_name,
+    detect_format,
+    detect_record,
+    read_rows,
+    spec_format,
+)
 from .report import DataError, Report
 
 
@@ -25,9 +34,16 @@ def check_record(record, fmt, present: Counter | None = None) -> list[tuple[str 
     return spec.check(record, present)
 
 
-def resolve_format(format="auto", columns=None, tags=None, ranking=False) -> Format | None:
-    """A Format from a name, a Format, or a LLaMA-Factory entry (``format`` = its
-    ``formatting``, with ``columns`` / ``tags`` / ``ranking``); None for auto-detection."""
+def resolve_format(format="auto", columns=None, tags=None, ranking=False,
+                   dataset_info: dict | None = None) -> Format | None:
+    """A Format from a name, a Format, or a LLaMA-Factory entry (``dataset_info``: the
+    entry as written in dataset_info.json; or ``format`` = its ``formatting`` with
+    ``columns`` / ``tags`` / ``ranking``); None for auto-detection."""
+    if dataset_info is not None:
+        from .llamafactory import entry_arguments
+
+        args = entry_arguments(dataset_info)
+        return spec_format(args["format"], args["columns"], args["tags"], args["ranking"])
     if isinstance(format, Format):
         return format
     if columns is not None or tags is not None or ranking:
@@ -70,14 +86,14 @@ def _no_format_message(keys: list, container: str) -> str:
 
 
 def check_file(path, format="auto", encoding: str = "utf-8", columns=None, tags=None,
-               ranking: bool = False):
+               ranking: bool = False, dataset_info: dict | None = None):
     """``(format, good_rows, problems, total, canonical_rows)``: the shared work of
     validate() and load(); ``format`` is a :class:`Format` (None when none matched)."""
     rows, problems, container, header = read_rows(path, encoding)
     total = len(rows) + sum(1 for p in problems if not p.get("fatal"))  # unreadable records count
     if total == 0 and not problems:
         problems.append({"fatal": True, "message": "the file holds no records"})
-    fmt = resolve_format(format, columns, tags, ranking)
+    fmt = resolve_format(format, columns, tags, ranking, dataset_info)
     if fmt is None:
         name, _ = detect_format(rows)
         if name is None and rows:
@@ -119,11 +135,13 @@ def check_file(path, format="auto", encoding: str = "utf-8", columns=None, tags=
 
 
 def validate(path, format="auto", encoding: str = "utf-8", columns=None, tags=None,
-             ranking: bool = False) -> Report:
-    """Check a data file record by record. Raises DataError only when there is no file."""
+             ranking: bool = False, dataset_info: dict | None = None) -> Report:
+    """Check a data file record by record (arguments as :func:`ftkit.data.load`). Raises
+    DataError only when there is no file."""
     path = Path(path)
     try:
-        fmt, good, problems, total, _ = check_file(path, format, encoding, columns, tags, ranking)
+        fmt, good, problems, total, _ = check_file(path, format, encoding, columns, tags, ranking,
+                                                   dataset_info)
     except DataError as error:
         if not path.is_file() or not error.errors:
             raise
