@@ -8,6 +8,10 @@ content parts); ChatGLM3's ``finetune_demo/README.md`` (``conversations`` with `
 ``observation``, a per-turn ``loss`` flag, top-level ``tools``) and its input-output
 ``{"prompt", "response"}`` files (``preprocess_utils.InputOutputDataset``); Firefly's JSONL
 and seed 000's CSV; TRL's language-modeling, prompt-only and prompt-completion types.
+
+A tool call becomes an assistant message whose content is the call as JSON (ChatGLM3's
+own template prints it as Python ``tool_call(...)``; JSON is what other templates expect),
+and a tool's result a ``tool`` message, never learned.
 """
 
 from __future__ import annotations
