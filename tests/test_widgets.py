@@ -1,5 +1,6 @@
 """The training, runs and chat panels driven from code: set values, click, read what they show."""
 
+import html
 import json
 
 import pytest
@@ -200,9 +201,27 @@ def test_chat_panel_reports_a_wrong_adapter_folder(tmp_path):
     assert "adapter_config.json" in chat.status.value
 
 
+
+def test_every_panel_shows_itself_as_its_widget(panel, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from ftkit.widgets.data_explorer import DataExplorer
+    from ftkit.widgets.panel import Panel
+    from ftkit.widgets.vram_panel import VramPanel
+
+    explorer = DataExplorer(AutoTokenizer.from_pretrained(tiny_model_dir),
+                            files=[DATA_DIR / "identity.jsonl"])
+    for shown in [panel, panel.runs, ChatPanel(), explorer, VramPanel()]:
+        assert isinstance(shown, Panel)
+        view = shown._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]
+        assert view["model_id"] == shown.widget.model_id, type(shown).__name__
+    assert "Ferret" in explorer.stored.value and "learned" in explorer.mask.value
+
 @pytest.mark.slow
 def test_train_button_runs_and_the_chat_panel_compares(panel):
     """A real 4-step LoRA run through the panel, then base vs tuned in the chat panel."""
+    from peft import PeftModel
+
     from ftkit.infer import chat
     from ftkit.models import load
 
@@ -225,5 +244,8 @@ def test_train_button_runs_and_the_chat_panel_compares(panel):
     base, tuned = chat_panel.ask(question)
     model, tokenizer = load()
     assert base == chat(model, tokenizer, question, 48)  # adapter off == the plain base model
-    assert isinstance(tuned, str) and tuned
-    assert base in chat_panel.base_answer.value
+    # The tuned column is the run's adapter: a fresh PeftModel of the saved folder says the same.
+    tuned_model = PeftModel.from_pretrained(model, str(run.output_dir)).eval()
+    assert tuned.strip() and tuned == chat(tuned_model, tokenizer, question, 48)
+    assert html.escape(base) in chat_panel.base_answer.value
+    assert html.escape(tuned) in chat_panel.tuned_answer.value

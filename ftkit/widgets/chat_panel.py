@@ -12,7 +12,10 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from .. import models
 from ..errors import FtkitError, ModelNotFoundError
+from ..infer import chat
+from .panel import Panel
 
 ERROR_STYLE = "color:#b00020"
 
@@ -20,8 +23,6 @@ ERROR_STYLE = "color:#b00020"
 def load_pair(model_name: str | None, adapter: str | Path):
     """(PeftModel with the adapter on ``model_name``, tokenizer)."""
     from peft import PeftModel
-
-    from .. import models
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: pick the output folder "
@@ -32,21 +33,17 @@ def load_pair(model_name: str | None, adapter: str | Path):
 
 def compare(model, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[str, str]:
     """(base answer, tuned answer) of a PeftModel to one prompt."""
-    from ..infer import chat
-
     with model.disable_adapter():
         base = chat(model, tokenizer, prompt, max_new_tokens)
     return base, chat(model, tokenizer, prompt, max_new_tokens)
 
 
-class ChatPanel:
+class ChatPanel(Panel):
     """Pick a model and an adapter folder, type a prompt, press Ask: two answers."""
 
     def __init__(self, model_name: str | None = None, adapter: str | Path | None = None,
                  adapters=(), prompt: str = "Who are you?"):
-        from ..models import DEFAULT_MODEL
-
-        self.model_name = widgets.Text(value=model_name or DEFAULT_MODEL, description="Model")
+        self.model_name = widgets.Text(value=model_name or models.DEFAULT_MODEL, description="Model")
         self.adapter = widgets.Combobox(value=str(adapter or ""), options=[str(a) for a in adapters],
                                         description="Adapter", ensure_option=False,
                                         layout={"width": "60%"})
@@ -85,6 +82,3 @@ class ChatPanel:
         self.tuned_answer.value = f"<p class='ftkit-tuned-answer'>{html.escape(tuned)}</p>"
         self.status.value = ""
         return base, tuned
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)

@@ -3,10 +3,18 @@ one as stored, as the model reads it (chat template) and as the loss sees it (ma
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
+import ipywidgets as w
+
+from ..data import load
+from ..data.templates import render
+from ..data.tokenize import tokenize_messages
 from ..paths import DATA_DIR
+from ..plots.data import mask_html
+from .panel import Panel
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
@@ -15,13 +23,11 @@ def data_files(folder=DATA_DIR) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*") if p.suffix in DATA_SUFFIXES and p.is_file())
 
 
-class DataExplorer:
-    """``DataExplorer(tokenizer).widget`` is the panel; ``show(file, index)`` drives it from
-    code (the lesson and the tests use that), the dropdown and slider drive it by hand."""
+class DataExplorer(Panel):
+    """``DataExplorer(tokenizer)`` is the panel; ``show(file, index)`` drives it from code
+    (the lesson and the tests use that), the dropdown and slider drive it by hand."""
 
     def __init__(self, tokenizer, files=None, template: str | None = None, max_seq_length: int = 512):
-        import ipywidgets as w
-
         self.tokenizer, self.template, self.max_seq_length = tokenizer, template, max_seq_length
         self.files = [Path(f) for f in (files or data_files())]
         self.file_picker = w.Dropdown(options=[(f.name, str(f)) for f in self.files],
@@ -40,20 +46,12 @@ class DataExplorer:
             self._open(str(self.files[0]))
 
     def _open(self, path: str) -> None:
-        from ..data import load
-
         self._dataset = load(path, verbose=False)
         self.index.max = len(self._dataset) - 1
         self.index.value = 0
         self._update()
 
     def _update(self) -> None:
-        import html
-
-        from ..data.templates import render
-        from ..data.tokenize import tokenize_messages
-        from ..plots.data import mask_html
-
         row = self._dataset[self.index.value]
         self.info.value = (f"<b>{Path(self.file_picker.value).name}</b>: {len(self._dataset)} records, "
                            f"columns {', '.join(self._dataset.column_names)}")
@@ -74,8 +72,3 @@ class DataExplorer:
             self.file_picker.value = match[0] if match else str(file)
         self.index.value = index
         return self.widget
-
-
-def data_explorer(tokenizer, files=None, template: str | None = None):
-    """The panel, ready to display (``data_explorer(tokenizer)`` as a cell's last line)."""
-    return DataExplorer(tokenizer, files, template).widget

@@ -16,6 +16,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from ..config import RunConfig
+from .panel import Panel
 
 # Settings worth a column even when every run shares them.
 ALWAYS_SHOWN = ("method", "learning_rate", "lora_rank")
@@ -134,7 +135,7 @@ def settings_table(runs) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-class RunsView:
+class RunsView(Panel):
     """A widget overlaying the loss curves of ``runs``; call :meth:`refresh` after a change."""
 
     def __init__(self, runs=None):
@@ -171,6 +172,3 @@ class RunsView:
             self.plot.layout.display = None
         else:
             self.plot.layout.display = "none"
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)

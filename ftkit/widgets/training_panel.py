@@ -30,7 +30,10 @@ from pydantic import ValidationError
 from .. import groups
 from ..config import Method, Optimizer, RunConfig, Scheduler
 from ..errors import FtkitError
+from ..models import DEFAULT_MODEL
 from ..paths import DATA_DIR, ftkit_home
+from ..vram import estimate_for_config, preset_names
+from .panel import Panel
 from .runs_view import Run, RunsView, recorder
 
 ERROR_STYLE = "color:#b00020;font-size:90%"
@@ -53,13 +56,7 @@ def _data_files() -> list[str]:
 
 
 def _model_names() -> list[str]:
-    from ..models import DEFAULT_MODEL
-
-    try:
-        from ..vram.presets import preset_names
-        return list(dict.fromkeys([DEFAULT_MODEL, *preset_names()]))
-    except ImportError:
-        return [DEFAULT_MODEL]
+    return list(dict.fromkeys([DEFAULT_MODEL, *preset_names()]))
 
 
 FIELDS = [
@@ -124,7 +121,7 @@ def _gib(n: float) -> str:
 FIELD_WIDTH = "380px"  # label 120px + control; the field's error message goes to its right
 
 
-class TrainingPanel:
+class TrainingPanel(Panel):
     """Seed 003's form, live YAML and VRAM estimate, group store and a Train button."""
 
     def __init__(self, config: RunConfig | None = None, namespace: str = groups.DEFAULT_NAMESPACE,
@@ -261,10 +258,6 @@ class TrainingPanel:
 
     def _vram_text(self, config: RunConfig) -> str:
         try:
-            from ..vram import estimate_for_config
-        except ImportError:
-            return "<i>the estimate needs ftkit.vram.estimate_for_config</i>"
-        try:
             estimate = estimate_for_config(config)
         except FtkitError as error:
             return f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
@@ -355,6 +348,3 @@ class TrainingPanel:
         while f"{stem}_{number}" in taken:
             number += 1
         self.run_name.value = f"{stem}_{number}"
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)

@@ -21,9 +21,10 @@ from ..errors import FtkitError
 from ..plots.vram import stacked_bars
 from ..units import GIB
 from ..vram import METHODS, OPTIMIZERS, estimate, preset_names
+from .panel import Panel
 
 
-class VramPanel:
+class VramPanel(Panel):
     """ipywidgets form + live chart over :func:`ftkit.vram.estimate`."""
 
     def __init__(self, model: str = "llama-2-7b", method: str = "qlora", **values):
@@ -77,6 +78,3 @@ class VramPanel:
             fig.set_size_inches(4, 3.5)
             display(fig)
             plt.close(fig)
-
-    def _ipython_display_(self):
-        display(self.widget)
