@@ -59,7 +59,7 @@ def rehearsal_config(reading: Reading, steps: int = 2, samples: int = 8, seq_len
                  max_steps=steps, output_dir=str(work / "run"), overwrite_output_dir=True,
                  save_strategy="no", eval_strategy="no", val_size=0.0, val_file=None, test_file=None,
                  eval_datasets=[], logging_steps=1, report_to=["none"], plot_loss=False,
-                 resume_from_checkpoint=None, dataloader_num_workers=0,
+                 resume_from_checkpoint=None, dataloader_num_workers=0, log_level="passive",
                  preprocessing_num_workers=None, use_cpu=True, deepspeed=None, tf32=None,
                  load_best_model_at_end=False, early_stopping_patience=None,
                  per_device_train_batch_size=min(cfg.per_device_train_batch_size, 2),
@@ -155,7 +155,7 @@ def _sample(cfg: RunConfig, reading: Reading, samples: int, work: Path, rehearsa
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(_plain(row), ensure_ascii=False) + "\n" for row in rows),
                    encoding="utf-8")
-    rehearsal.changes.append(f"data: the first {min(samples, len(rows))} record(s) of each source")
+    rehearsal.changes.append(f"data: at most {samples} record(s) of each source, {len(rows)} in all")
     return str(out)
 
 
@@ -175,11 +175,19 @@ def _data_file(name: str | None, config_path: Path) -> Path | None:
 
 
 def gpu_estimate(cfg: RunConfig):
-    """``(estimate, note)`` of the real run on its own model; the note says why when none."""
+    """``(estimate, note)`` of the real run on its own model; the note says why when none,
+    or what was assumed (fused targets mapped, a DeepSpeed file that is not here)."""
     from .vram import estimate_for_config
 
+    update, notes = {"use_cpu": False}, []
+    if isinstance(cfg.deepspeed, str) and not Path(cfg.deepspeed).is_file():
+        update["deepspeed"] = None
+        notes.append(f"DeepSpeed file {cfg.deepspeed} not here: estimated without ZeRO")
     try:
-        return estimate_for_config(cfg.model_copy(update={"use_cpu": False})), ""
+        if cfg.method in ("lora", "qlora") and cfg.lora_target != [ALL_LINEAR]:
+            update["lora_target"], mapped = map_lora_targets(cfg.lora_target, model_modules(cfg.model_name_or_path))
+            notes += mapped
+        return estimate_for_config(cfg.model_copy(update=update)), "; ".join(notes)
     except FtkitError as error:
         return None, (f"no estimate for {cfg.model_name_or_path}: {error} (ftkit vram --model "
                       "path/to/config.json estimates any model from its config.json)")
@@ -215,9 +223,9 @@ def report(rehearsal: Rehearsal) -> str:
              f"{summary.get('last_loss')}",
              "records: " + ", ".join(f"{name}: {n}" for name, n in rehearsal.records.items())]
     estimate, cfg = rehearsal.estimate, rehearsal.reading.config
-    if estimate is None:
+    if estimate is None or rehearsal.estimate_note:
         lines.append(rehearsal.estimate_note)
-    else:
+    if estimate is not None:
         cards = estimate.fitting_cards()
         lines.append(f"the real run ({cfg.model_name_or_path}, {cfg.method}, batch "
                      f"{cfg.per_device_train_batch_size} x {cfg.max_seq_length} tokens) needs about "

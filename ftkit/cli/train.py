@@ -30,6 +30,8 @@ def register(subparsers) -> None:
                         help="run the config small on the CPU with the default model, then estimate the GPU run")
     parser.add_argument("--steps", type=int, default=2, metavar="N",
                         help="steps of a rehearsal (default 2)")
+    parser.add_argument("--model", default=None, metavar="M",
+                        help="the small model a rehearsal runs on (default: the embedded default model)")
     parser.set_defaults(run=run)
 
 
@@ -47,8 +49,12 @@ def run(args) -> int:
             raise ConfigError("--rehearse goes with a CONFIG file")
         from ..rehearse import rehearse
 
-        rehearse(args.config, overrides=args.overrides, steps=args.steps)
+        rehearse(args.config, overrides=args.overrides, steps=args.steps,
+                 **({"model": args.model} if args.model else {}))
         return 0
+    if args.model is not None or args.steps != 2:
+        raise ConfigError("--model and --steps go with --rehearse; to train another model, "
+                          "--set model_name_or_path=M")
     if args.group is not None:
         cfg = load_group(args.group, args.namespace or DEFAULT_NAMESPACE, overrides=args.overrides)
     else:
