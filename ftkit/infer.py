@@ -7,7 +7,13 @@ every run and a lesson can assert on it. After training: :func:`load_adapter`,
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+from pathlib import Path
+
+from . import models
+from .errors import FtkitError, ModelNotFoundError
 
 
 def as_messages(prompt_or_messages, system: str | None = None) -> list[dict]:
@@ -46,8 +52,6 @@ def side_by_side(model, tokenizer, prompts, base=None, max_new_tokens: int = 64,
     ``base`` is a second model; left out, a peft model answers twice, once with its
     adapter switched off (``disable_adapter``), so no second copy of the weights is needed.
     """
-    import contextlib
-
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if base is None and not hasattr(model, "disable_adapter"):
         raise TypeError("side_by_side needs base= unless the tuned model is a peft model")
@@ -66,11 +70,6 @@ def side_by_side(model, tokenizer, prompts, base=None, max_new_tokens: int = 64,
 
 
 def _adapter_config(adapter_dir) -> dict:
-    import json
-    from pathlib import Path
-
-    from .errors import ModelNotFoundError
-
     path = Path(adapter_dir) / "adapter_config.json"
     if not path.exists():
         raise ModelNotFoundError(f"{adapter_dir} holds no adapter_config.json: not a PEFT adapter "
@@ -85,11 +84,7 @@ def load_adapter(adapter_dir, base: str | None = None, dtype="float32", device=N
     Equivalent to peft's ``AutoPeftModelForCausalLM.from_pretrained(adapter_dir)`` (seed 002),
     but the base is resolved the ftkit way, so embedded short names and cached folders work.
     """
-    from pathlib import Path
-
     from peft import PeftModel
-
-    from . import models
 
     base = base or _adapter_config(adapter_dir).get("base_model_name_or_path")
     model = models.load_model(base, dtype=dtype, device=device, quantization=quantization)
@@ -111,10 +106,6 @@ def merge_adapter(adapter_dir, out_dir, base: str | None = None, dtype="float32"
     The folder ``out_dir`` then loads with ``AutoModelForCausalLM`` (or ``ftkit chat
     --model``) without peft. Returns its path.
     """
-    from pathlib import Path
-
-    from .errors import FtkitError
-
     config = _adapter_config(adapter_dir)
     if config.get("peft_type") != "LORA":
         raise FtkitError(f"{adapter_dir} is a {config.get('peft_type')} adapter: only LoRA merges "

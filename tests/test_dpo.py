@@ -1,8 +1,10 @@
-"""DPO (stage dpo): preference data checks, a real TRL run with the adapter as reference,
-the files finetune writes, and the command-line dispatch."""
+"""DPO (stage dpo): preference data checks, a real TRL run with the adapter as reference
+(the margin widens, on the default model), the files finetune writes, and the command-line
+dispatch (on the tiny random model)."""
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -39,13 +41,8 @@ def test_identical_answers_are_refused(tmp_path):
     assert "same as 'chosen'" in json.dumps(error.value.errors)
 
 
-def test_deepspeed_without_the_package_is_a_clear_error(tmp_path):
-    pytest.importorskip("trl")
-    try:
-        import deepspeed  # noqa: F401
-        pytest.fail("deepspeed is installed here; this test checks the message on machines without it")
-    except ImportError:
-        pass
+def test_deepspeed_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # as on a machine without it
     with pytest.raises(FtkitError, match=r"pip install deepspeed.*GPU|GPU.*pip install deepspeed"):
         train_dpo(train_file=str(DATA_DIR / "preference.jsonl"), output_dir=str(tmp_path),
                   deepspeed=str(CONFIGS_DIR / "ds_zero_2.json"), **FAST)
@@ -79,13 +76,26 @@ def test_dpo_run_widens_the_margin_and_writes_finetune_files(tmp_path):
     assert after["reward_margin"] > 0 and after["loss"] < math.log(2)
 
 
-# The command line reaches train_dpo through finetune's dispatch on stage dpo.
-@pytest.mark.slow
-def test_ftkit_train_runs_the_dpo_config(tmp_path):
+# The command line reaches the DPO stage through finetune's dispatch on stage dpo.
+def test_ftkit_train_runs_the_dpo_config(tmp_path, tiny_model_dir):
     from ftkit.cli import main
 
     out = tmp_path / "cli"
     status = main(["train", str(CONFIGS_DIR / "dpo.yaml"), "--set", "max_steps=1",
-                   "--set", "max_samples=6", "--set", "val_size=0", "--set", f"output_dir={out}"])
+                   "--set", "max_samples=6", "--set", "val_size=0", "--set", f"output_dir={out}",
+                   "--set", f"model_name_or_path={tiny_model_dir}", "--set", "plot_loss=false"])
     assert status == 0
-    assert json.loads((out / "run_summary.json").read_text())["stage"] == "dpo"
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["stage"] == "dpo" and summary["steps"] == 1
+    assert summary["eval_before"] is None and summary["final_eval"] is None  # no held-out pairs
+
+
+def test_alias_and_finetune_are_one_recipe(tmp_path, tiny_run):
+    from ftkit.train import finetune
+
+    fields = dict(tiny_run, train_file=str(DATA_DIR / "preference.jsonl"), max_steps=1,
+                  verbose=False)
+    alias = train_dpo(**dict(fields, output_dir=str(tmp_path / "alias")))
+    direct = finetune(**dict(fields, stage="dpo", output_dir=str(tmp_path / "direct")))
+    assert alias.summary["stage"] == direct.summary["stage"] == "dpo"
+    assert alias.summary["curves"] == direct.summary["curves"]

@@ -29,6 +29,17 @@ def test_unknown_method_is_rejected_by_the_config():
         methods.as_config(method="adapter")
 
 
+def test_qlora_preparation_needs_a_quantized_base(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    cfg = methods.as_config(method="qlora", quantization_bit=4)
+    with pytest.raises(ConfigError, match="needs a quantized base model"):
+        methods.prepare_kbit(model, cfg)
+    with pytest.raises(ConfigError, match="needs a quantized base model"):
+        methods.apply_method(model, cfg, verbose=False)  # apply_method prepares through it
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fields, trainable, extra", [
     ({"method": "full"}, TOTAL, 0),

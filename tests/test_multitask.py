@@ -1,4 +1,5 @@
-"""Multi-task training: weight checks, mixing by weight, per-task loss, loss re-weighting."""
+"""Multi-task training: weight checks, mixing by weight (ftkit.data.mixing), reported drops,
+per-task loss, loss re-weighting. Runs on the tiny random model (plumbing)."""
 
 import json
 import math
@@ -8,8 +9,8 @@ import torch
 
 from ftkit.errors import FtkitError
 from ftkit.paths import DATA_DIR
-from ftkit.train.multitask import (TaskWeights, check_task_weights, mix, mixture_probabilities,
-                                   token_losses, train_multitask)
+from ftkit.data.mixing import check_task_weights, mix, mixture_probabilities, prepare_tasks
+from ftkit.train.multitask import TaskWeights, token_losses, train_multitask
 
 TASKS = ["sentiment", "summary", "translation"]
 
@@ -91,16 +92,15 @@ def test_token_losses_average_to_the_model_loss(default_model):
     assert torch.allclose((per_token * mask).sum() / mask.sum(), out.loss, rtol=1e-4, atol=1e-4)  # fp32 sums in another order
 
 
-@pytest.mark.slow
-def test_multitask_run_reports_loss_per_task(tmp_path):
-    result = train_multitask(
-        train_file=str(DATA_DIR / "multitask.jsonl"), output_dir=str(tmp_path), max_steps=2,
+def test_multitask_run_reports_loss_per_task(tiny_run, tmp_path):
+    result = train_multitask(**dict(
+        tiny_run, train_file=str(DATA_DIR / "multitask.jsonl"), output_dir=str(tmp_path), max_steps=2,
         per_device_train_batch_size=4, max_seq_length=128, logging_steps=1, save_strategy="no",
         mix_strategy="temperature", mix_temperature=2.0, task_loss_weighting="dynamic",
         task_weights={"sentiment": 1, "summary": 1, "translation": 2}, disable_tqdm=True,
-        max_samples=8, verbose=False)
+        max_samples=8, verbose=False))
     summary = json.loads((tmp_path / "run_summary.json").read_text())
-    assert set(summary["per_task_loss"]) == set(TASKS)
+    assert set(summary["per_task_loss"]) == set(TASKS) and summary["per_task_loss_on"] == "train"
     assert all(0 < v < 20 for v in summary["per_task_loss"].values())
     assert summary["world_size"] == 1 and summary["mix_strategy"] == "temperature"
     assert summary["memory"]["predicted_bytes"] > 0
@@ -108,25 +108,49 @@ def test_multitask_run_reports_loss_per_task(tmp_path):
     logged = [row for row in result.log_history if "loss" in row]
     assert any(key.startswith("loss/") for row in logged for key in row)
     assert any(key.startswith("task_weight/") for row in logged for key in row)
-    for name in ("adapter_model.safetensors", "run_config.yaml", "training_loss.png"):
+    for name in ("adapter_model.safetensors", "run_config.yaml"):
         assert (tmp_path / name).exists(), name
 
 
+def test_held_out_rows_give_the_per_task_loss(tiny_run, tmp_path):
+    result = train_multitask(**dict(
+        tiny_run, train_file=str(DATA_DIR / "multitask.jsonl"), output_dir=str(tmp_path),
+        max_steps=1, max_samples=4, val_size=0.2, mix_strategy="interleave", verbose=False))
+    summary = result.summary
+    assert summary["per_task_loss_on"] == "eval" and set(summary["per_task_loss"]) == set(TASKS)
+    for task, loss in summary["per_task_loss"].items():  # from the final evaluation itself
+        assert summary["final_eval"][f"eval_loss/{task}"] == loss
+
+
+def test_examples_dropped_by_the_length_limit_are_reported_per_task(capsys):
+    # Lesson 09's setting: at max_seq_length=48 most summary examples keep no answer token.
+    from ftkit import models
+    from ftkit.config import RunConfig
+
+    cfg = RunConfig(train_file=str(DATA_DIR / "multitask.jsonl"), max_seq_length=48)
+    train, _, tasks, _, counts = prepare_tasks(cfg, models.load_tokenizer())
+    out = capsys.readouterr().out
+    assert "task summary: tokenized 15 example(s): kept 1," in out
+    assert "dropped 14 (no answer token left)" in out
+    assert counts["summary"] == 1 and len(train) == sum(counts.values())
+
+
 def test_shipped_multitask_config_is_recognised_as_multitask():
-    from ftkit.config import load_config
+    from ftkit.dialects import load_config
     from ftkit.paths import CONFIGS_DIR
-    from ftkit.train.multitask import is_multitask
+    from ftkit.train import multitask, stage_for
 
-    assert is_multitask(load_config(CONFIGS_DIR / "multitask.yaml"))
-    assert not is_multitask(load_config(CONFIGS_DIR / "lora.yaml"))
+    assert multitask.is_multitask(load_config(CONFIGS_DIR / "multitask.yaml"))
+    assert stage_for(load_config(CONFIGS_DIR / "multitask.yaml")) is multitask.STAGE
+    assert not multitask.is_multitask(load_config(CONFIGS_DIR / "lora.yaml"))
 
 
-@pytest.mark.slow
-def test_shipped_multitask_config_trains_from_the_command_line(tmp_path):
+def test_shipped_multitask_config_trains_from_the_command_line(tmp_path, tiny_model_dir):
     from ftkit.cli import main
     from ftkit.paths import CONFIGS_DIR
 
-    sets = ["max_steps=1", f"output_dir={tmp_path}", "disable_tqdm=true", "plot_loss=false"]
+    sets = ["max_steps=1", f"output_dir={tmp_path}", "disable_tqdm=true", "plot_loss=false",
+            f"model_name_or_path={tiny_model_dir}"]
     assert main(["train", str(CONFIGS_DIR / "multitask.yaml"), *[f"--set={s}" for s in sets]]) == 0
     summary = json.loads((tmp_path / "run_summary.json").read_text())
     assert summary["steps"] == 1 and set(summary["per_task_loss"]) == set(TASKS)

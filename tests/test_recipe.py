@@ -1,0 +1,102 @@
+"""The training recipe: which stage trains a config, the order of a stage's hooks, a new stage
+in a few lines, continued pre-training's data, and the layering of ftkit/train (no private
+names crossing modules, no imports of ftkit hidden inside functions)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from ftkit.config import RunConfig
+from ftkit.errors import ConfigError, FtkitError
+from ftkit.paths import DATA_DIR
+from ftkit.train import STAGES, dpo, finetune, multitask, pt, sft, stage_for
+from ftkit.train.recipe import run
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ftkit"
+
+
+@pytest.mark.parametrize("fields, stage", [
+    ({}, sft.STAGE),
+    ({"stage": "pt"}, pt.STAGE),
+    ({"stage": "dpo"}, dpo.STAGE),
+    ({"task_weights": {"a": 1.0}, "mix_strategy": "interleave"}, multitask.STAGE),
+    ({"train_file": "a.jsonl,b.jsonl"}, multitask.STAGE),
+])
+def test_the_config_picks_the_stage(fields, stage):
+    assert stage_for(RunConfig(**fields)) is stage
+    assert set(STAGES) == {"sft", "pt", "dpo"}
+
+
+def test_mixing_tasks_in_a_dpo_run_is_refused_before_anything_loads(tmp_path):
+    with pytest.raises(ConfigError, match="multi-task training is supervised"):
+        finetune(stage="dpo", mix_strategy="interleave", train_file="data/preference.jsonl",
+                 output_dir=str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+
+
+class RecordingStage(sft.SupervisedStage):
+    """SFT, noting each hook the recipe calls: a new stage overrides only what differs."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattribute__(self, name):
+        hooks = ("check", "arguments", "data", "method", "trainer", "before_training",
+                 "extras", "memory_overrides", "plots", "report")
+        if name in hooks:
+            object.__getattribute__(self, "calls").append(name)
+        return object.__getattribute__(self, name)
+
+    def extras(self, cfg, trainer, data, final_eval, before):
+        return {"recorded_train_rows": len(data.train)}
+
+
+def test_the_recipe_calls_a_stages_hooks_in_order(tiny_run):
+    stage = RecordingStage()
+    result = run(stage, None, **tiny_run, verbose=True)
+    assert stage.calls == ["check", "arguments", "data", "method", "trainer", "before_training",
+                           "memory_overrides", "extras", "plots", "report"]
+    assert result.summary["recorded_train_rows"] == 8 and result.summary["steps"] == 3
+
+
+def test_continued_pretraining_learns_every_token_and_refuses_chat_data(tiny_run, capsys):
+    from ftkit import models
+
+    tokenizer = models.load_tokenizer(tiny_run["model_name_or_path"])
+    cfg = RunConfig(**dict(tiny_run, stage="pt", train_file=str(DATA_DIR / "pretrain_text.jsonl"),
+                           val_size=0.2))
+    train, evaluation = pt.prepare_texts(cfg, tokenizer)
+    assert len(train) + len(evaluation) == 8
+    for row in train:
+        assert row["labels"] == row["input_ids"] and row["input_ids"][-1] == tokenizer.eos_token_id
+    with pytest.raises(FtkitError, match="stage pt trains on plain text.*stage: sft"):
+        pt.prepare_texts(cfg.model_copy(update={"train_file": str(DATA_DIR / "identity.jsonl")}),
+                         tokenizer)
+
+
+def _train_modules():
+    """The recipe, its stages and helpers (the scale-out modules beside them are checked by
+    the import contracts)."""
+    train = ["__init__", "recipe", "sft", "pt", "dpo", "multitask", "callbacks", "collate",
+             "summary", "oom", "run"]
+    return [PACKAGE / "train" / f"{name}.py" for name in train] + [
+        PACKAGE / "methods.py", PACKAGE / "infer.py", PACKAGE / "data" / "mixing.py"]
+
+
+def test_no_private_name_crosses_modules_and_no_ftkit_import_hides_in_a_function():
+    problems = []
+    for path in _train_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private:
+                    problems.append(f"{path.name}:{node.lineno} imports private {private}")
+        for function in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("ftkit")):
+                    problems.append(f"{path.name}:{node.lineno} imports ftkit inside {function.name}()")
+    assert not problems, "\n".join(problems)
