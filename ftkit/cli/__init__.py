@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from ..errors import FtkitError
-from . import chat, config, data, groups, merge, train, vram
+from . import chat, config, data, doctor, eval, groups, merge, train, vram
 
 # In the order `ftkit --help` lists them.
-SUBCOMMANDS = [config, vram, data, train, chat, merge, groups]
+SUBCOMMANDS = [config, vram, data, train, chat, merge, groups, eval, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
