@@ -65,8 +65,18 @@ def test_inspect_shows_the_masked_turn(capsys):
     assert main(["data", "inspect", str(FILES / "openai_chat_weights.jsonl"), "-n", "1"]) == 0
     out = capsys.readouterr().out
     assert "[[Sorry: 7 times 8 is 56.<|im_end|>]]" in out
-    assert "assistant\n54<|im_end|>" in out and "[[54" not in out
+    assert "assistant\n{{54<|im_end|>}}" in out and "[[54" not in out
     assert "turn 2 (assistant, weight 0) is masked" in out
+
+
+def test_coloured_mask_for_a_terminal(tokenizer, weighted):
+    from ftkit.data.masks import show_mask
+
+    rows, tokenized = weighted
+    plain = [{k: v for k, v in m.items() if k != "weight"} for m in rows[0]["messages"]]
+    shown = show_mask(tokenizer, tokenized[0], data.tokenize_messages(plain, tokenizer), colour=True)
+    assert "\x1b[30;41m54<|im_end|>\x1b[0m" in shown  # red: an answer kept as context
+    assert "\x1b[30;42mSorry: 7 times 8 is 56.<|im_end|>\x1b[0m" in shown  # green: learned
 
 
 def test_inspect_shows_a_kto_false_label(capsys):

@@ -73,12 +73,13 @@ def run_validate(args) -> int:
 
 
 def run_inspect(args) -> int:
+    import os
+
     from .. import models
     from ..data import load
+    from ..data.masks import legend, show_mask
     from ..data.stats import length_stats, suggest_max_seq_length, token_lengths
-    from ..data.templates import render
-    from ..data.tokenize import tokenize_sft
-    from ..plots.data import mask_text
+    from ..data.tokenize import tokenize_messages, tokenize_sft, tokenize_text
 
     dataset = load(**_source(args))
     if "messages" not in dataset.column_names and "text" not in dataset.column_names:
@@ -89,13 +90,21 @@ def run_inspect(args) -> int:
         return 0
     tokenizer = models.load_tokenizer(args.model)
     tokenized = tokenize_sft(dataset, tokenizer, args.max_seq_length, args.template)
-    for i in range(min(args.num_examples, len(tokenized))):
-        print(f"--- example {i}: rendered with the chat template")
-        if "messages" in dataset.column_names:
-            print(render(dataset[i]["messages"], tokenizer, args.template))
-        print(f"--- example {i}: [[learned tokens]], the rest is masked (-100)")
-        print(mask_text(tokenizer, tokenized[i]))
-        for turn, message in enumerate(dataset[i].get("messages") or []):
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for i, row in enumerate(dataset.select(range(min(args.num_examples, len(dataset))))):
+        messages = row.get("messages")
+        if messages is None:
+            example, unweighted = tokenize_text(row["text"], tokenizer, args.max_seq_length), None
+        else:
+            limits = (tokenizer, args.template, args.max_seq_length)
+            example = tokenize_messages(messages, *limits, tools=row.get("tools"))
+            plain = [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+            unweighted = tokenize_messages(plain, *limits, tools=row.get("tools"))
+            print(f"--- example {i}: rendered with the chat template (tool descriptions included)")
+            print(tokenizer.decode(example["input_ids"]))
+        print(f"--- example {i}: {legend(colour)}")
+        print(show_mask(tokenizer, example, unweighted, colour))
+        for turn, message in enumerate(messages or []):
             if message["role"] == "assistant" and message.get("weight") == 0:
                 print(f"    turn {turn} (assistant, weight 0) is masked: kept as context, not learned")
     lengths = token_lengths(tokenized)
