@@ -145,6 +145,15 @@ def test_cli_validates_a_name_in_a_dataset_dir(capsys):
     assert main(["data", "validate", "on_the_hub", "--dataset-dir", str(DIR)]) == 2
 
 
+def test_cli_converts_a_named_dataset(tmp_path, capsys):
+    out = tmp_path / "pairs.jsonl"
+    assert main(["data", "convert", "my_dpo", "--dataset-dir", str(DIR), "--to", "preference",
+                 "-o", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert records[0]["chosen"] == [{"role": "assistant", "content": "No, ferrets cannot fly."}]
+    assert data.validate(out).format == "preference"
+
+
 # ---------------------------------------------------------------- the real files, when given
 
 INTEROP = os.environ.get("FTKIT_INTEROP_DIR")
