@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import ConfigError, ModelNotFoundError
 from .paths import ftkit_home
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -174,7 +174,7 @@ def bnb_config(
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     if bits != 4:
-        raise ModelNotFoundError(f"quantization_bit must be 4 or 8, got {bits}")
+        raise ConfigError(f"quantization_bit must be 4 or 8, got {bits}")
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=quant_type,

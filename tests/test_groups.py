@@ -11,9 +11,10 @@ import pytest
 
 from ftkit import groups
 from ftkit.cli import main
-from ftkit.config import RunConfig, load_config
+from ftkit.config import RunConfig
+from ftkit.dialects import load_config
 from ftkit.errors import ConfigError, FtkitError
-from ftkit.train.run import CONFIG_FILE
+from ftkit.train.recipe import CONFIG_FILE
 
 
 @pytest.fixture(autouse=True)
