@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .blockwise import codebook_dequantize, codebook_quantize
+
 # The quantile that becomes ±1: QLoRA's choice, (1 - 1/(2·15) + 1 - 1/(2·16)) / 2,
 # which avoids the infinite quantile at probability 1.
 NF4_OFFSET = 0.9677083
@@ -42,8 +44,6 @@ def fp4_code() -> torch.Tensor:
 
 def nf4_roundtrip(weight: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
     """``weight`` after hand-made NF4 quantize -> dequantize (equals bitsandbytes' values)."""
-    from .blockwise import codebook_dequantize, codebook_quantize
-
     code = nf4_code()
     indices, absmax = codebook_quantize(weight, code, blocksize)
     return codebook_dequantize(indices, absmax, code, weight.shape, blocksize).to(weight.dtype)
@@ -51,8 +51,6 @@ def nf4_roundtrip(weight: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
 
 def fp4_roundtrip(weight: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
     """``weight`` after hand-made FP4 quantize -> dequantize (equals bitsandbytes' values)."""
-    from .blockwise import codebook_dequantize, codebook_quantize
-
     code = fp4_code()
     indices, absmax = codebook_quantize(weight, code, blocksize)
     return codebook_dequantize(indices, absmax, code, weight.shape, blocksize).to(weight.dtype)
