@@ -35,13 +35,15 @@ def test_every_shipped_config_trains_and_its_loss_falls(config, tmp_path):
     assert summary["last_loss"] < summary["first_loss"], summary
 
 
-@pytest.mark.slow
-def test_merge_and_chat_commands(tmp_path, capsys):
+def test_merge_and_chat_commands(tmp_path, capsys, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    out, _ = train("lora", tmp_path)
+    # Plumbing (files in, files out): the tiny random model serves as well as the real one.
+    out, summary = train("lora", tmp_path, f"model_name_or_path={tiny_model_dir}")
+    assert summary["model"] == str(tiny_model_dir)
     assert main(["merge", "--adapter", str(out), "-o", str(tmp_path / "merged")]) == 0
-    AutoModelForCausalLM.from_pretrained(tmp_path / "merged")  # a plain model folder, no peft
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not hasattr(merged, "peft_config")  # a plain model folder, no peft
     assert main(["chat", "--adapter", str(out), "--prompt", "Who are you?", "--max-new-tokens", "8"]) == 0
     assert capsys.readouterr().out.strip()
 
