@@ -100,6 +100,7 @@ TRAINING_ARGUMENT_FIELDS = (
     "adam_beta2", "adam_epsilon", "seed", "fp16", "bf16", "tf32", "gradient_checkpointing",
     "logging_strategy", "logging_steps", "save_strategy", "save_steps", "save_total_limit",
     "eval_strategy", "eval_steps", "report_to", "dataloader_num_workers", "deepspeed",
+    "fsdp", "fsdp_config",
     "disable_tqdm", "remove_unused_columns", "log_level", "ddp_timeout", "use_cpu",
     "load_best_model_at_end", "metric_for_best_model", "greater_is_better",
 )
@@ -238,6 +239,9 @@ class RunConfig(BaseModel):
     report_to: list[str] = Field(default_factory=lambda: ["none"])
     dataloader_num_workers: int = Field(0, ge=0)
     deepspeed: Optional[Union[str, dict]] = None
+    # Trainer's FSDP ("full_shard auto_wrap", or true + fsdp_config); shards on GPUs only.
+    fsdp: Optional[Union[bool, str]] = None
+    fsdp_config: Optional[Union[str, dict]] = None
     disable_tqdm: bool = False
     remove_unused_columns: bool = False
     log_level: Literal["passive", "debug", "info", "warning", "error", "critical"] = "passive"
@@ -397,7 +401,7 @@ def hint(key: str, choices=None) -> str:
     return "; see the keys ftkit reads with: ftkit config --keys"
 
 
-def _line_of(text: str | None, key: str) -> int | None:
+def line_of(text: str | None, key: str) -> int | None:
     """The first line of ``text`` that sets ``key`` (YAML, JSON or --flag), 1-based."""
     if not text:
         return None
@@ -437,7 +441,7 @@ def validate(raw: dict[str, Any], source: str | Path | None = None, text: str | 
         lines = []
         for error in exc.errors():
             key, message = _describe(error, origin)
-            line = _line_of(text, key)
+            line = line_of(text, key)
             where = f"{source}:{line}" if source and line else (str(source) if source else "config")
             lines.append(f"{where}: {message}")
         raise ConfigError("\n".join(lines)) from None

@@ -1,7 +1,6 @@
 """Every seed config resolves to the values it means; every bad config gets a clear message."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest

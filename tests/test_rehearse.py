@@ -49,8 +49,8 @@ def test_config_rehearses(path, tiny_model_dir, tmp_path):
 
 
 def test_fused_targets_and_gpu_settings_are_mapped_and_said(tiny_model_dir, tmp_path):
-    from ftkit.rehearse import rehearsal_config
     from ftkit.dialects import read_config
+    from ftkit.rehearse import rehearsal_config
 
     baichuan = rehearsal_config(read_config(INTEROP / "baichuan2" / "fine-tune-lora.sh"), workdir=tmp_path,
                                 model=str(tiny_model_dir))

@@ -26,13 +26,14 @@ from typing import Any
 
 import yaml
 
-from ..config import FIELDS, RunConfig, _line_of, parse_overrides, training_argument_names, validate
+from ..config import FIELDS, RunConfig, line_of, parse_overrides, training_argument_names, validate
 from ..errors import ConfigError
 from . import baichuan2, chatglm3, firefly, group, llamafactory, shell
 from .common import Draft, Refused, pass_through
 
 READERS = {"llamafactory": llamafactory.read, "firefly": firefly.read, "chatglm3": chatglm3.read,
            "group": group.read, "baichuan2": baichuan2.read}
+GROUP_KEYS = group.KEYS  # the console form's field names -> canonical keys (lesson 11)
 DIALECTS = ("ftkit", "llamafactory", "firefly", "chatglm3", "baichuan2", "group")
 MARKERS = {
     "firefly": {"train_mode", "train_file_path", "train_file_name", "template_name", "task_type",
@@ -139,7 +140,7 @@ def read_config(path: str | Path, dialect: str | None = None, overrides=None) ->
         _resolve_datasets(draft, path)
         _locate_deepspeed(draft, path)
     except Refused as error:
-        line = _line_of(text, error.key)
+        line = line_of(text, error.key)
         raise ConfigError(f"{path}{f':{line}' if line else ''}: {error}") from None
     except ConfigError as error:
         message = str(error)
