@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,9 +15,9 @@ import pytest
 
 from ftkit.paths import REPO_ROOT
 
-# `-o setup`: the venv is set up already (this test runs inside it); setup's own run is what
-# every `make test` starts with.
-MAKE_LAB = ["make", "--no-print-directory", "-o", "setup", "lab"]
+# `-o setup`: the environment is set up already (this test runs inside it; setup's own run is
+# what every `make test` starts with), and VENV names it, be it .venv or a conda environment.
+MAKE_LAB = ["make", "--no-print-directory", "-o", "setup", "lab", f"VENV={sys.prefix}"]
 URL = re.compile(r"JupyterLab: (http://localhost:(\d+)/lab\?token=(\w+))")
 
 
@@ -79,6 +80,7 @@ def test_allow_root_is_passed_exactly_for_root(tmp_path, uid, root_flag):
     done = subprocess.run(MAKE_LAB + ["-n", "LAB_PORT=9999"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "jupyter lab notebooks/" in done.stdout and "--ServerApp.port=9999" in done.stdout
+    assert f"{sys.prefix}/bin/jupyter lab notebooks/" in done.stdout
+    assert "--ServerApp.port=9999" in done.stdout
     assert ("--allow-root" in done.stdout) == root_flag
     assert "--no-browser" not in done.stdout  # a browser opens unless LAB_BROWSER=no
