@@ -173,3 +173,18 @@ def test_every_training_argument_passes(tmp_path):
     assert cfg.training_arguments()["neftune_noise_alpha"] == 5
     with pytest.raises(Exception, match="not transformers.TrainingArguments fields"):
         RunConfig(trainer_extra={"no_such_argument": 1})
+
+
+def test_v1_layout():
+    """LLaMA-Factory v1 (src/llamafactory/v1/config/, examples/v1/, data/v1_sft_demo.yaml)."""
+    reading = read_config(EXAMPLES / "v1" / "garden_lora_sft.yaml")
+    cfg = reading.config
+    assert reading.dialect == "llamafactory_v1" and cfg.model_name_or_path == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert cfg.method == "qlora" and cfg.quantization_bit == 4
+    assert (cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout) == (8, 16, 0.05)
+    assert cfg.per_device_train_batch_size == 2 and cfg.gradient_accumulation_steps == 4  # 8 / 2
+    assert cfg.max_seq_length == 512 and cfg.max_steps == 10
+    alpaca, chat = cfg.datasets
+    assert alpaca.file == str(DATA / "garden_alpaca.json") and alpaca.formatting == "alpaca"
+    assert chat.formatting == "sharegpt" and chat.num_samples == 2
+    assert "dist_config" in reading.kept

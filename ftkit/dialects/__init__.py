@@ -4,6 +4,7 @@ Taught in lesson 00. One module per source tool, each reading the file as that t
 it, with that tool's own defaults where the file is silent:
 
   ``llamafactory``  LLaMA-Factory YAML; ``dataset:`` names through ``dataset_info.json``
+  ``llamafactory_v1`` LLaMA-Factory's v1 layout (model, peft_config, train_dataset ...)
   ``firefly``       Firefly ``train_args/*.json`` (seed 000)
   ``chatglm3``      ChatGLM3 ``finetune_demo/configs/*.yaml`` (seed 001), older script flags
   ``baichuan2``     Baichuan2 ``fine-tune.py`` flags (seed 002)
@@ -28,13 +29,13 @@ import yaml
 
 from ..config import FIELDS, RunConfig, line_of, parse_overrides, training_argument_names, validate
 from ..errors import ConfigError
-from . import baichuan2, chatglm3, firefly, group, llamafactory, shell
+from . import baichuan2, chatglm3, firefly, group, llamafactory, llamafactory_v1, shell
 from .common import Draft, Refused, pass_through
 
 READERS = {"llamafactory": llamafactory.read, "firefly": firefly.read, "chatglm3": chatglm3.read,
            "group": group.read, "baichuan2": baichuan2.read}
 GROUP_KEYS = group.KEYS  # the console form's field names -> canonical keys (lesson 11)
-DIALECTS = ("ftkit", "llamafactory", "firefly", "chatglm3", "baichuan2", "group")
+DIALECTS = ("ftkit", "llamafactory", "llamafactory_v1", "firefly", "chatglm3", "baichuan2", "group")
 MARKERS = {
     "firefly": {"train_mode", "train_file_path", "train_file_name", "template_name", "task_type",
                 "tokenize_num_workers", "use_unsloth"},
@@ -105,6 +106,8 @@ def detect(data: dict) -> str:
     keys = set(data.get("parameters", {}) if isinstance(data.get("parameters"), dict) else data)
     if keys <= set(FIELDS) | set(training_argument_names()):
         return "ftkit"  # canonical keys only (a file ftkit wrote, or a hand-written one)
+    if llamafactory_v1.looks_like(data):
+        return "llamafactory_v1"  # before ChatGLM3: both write peft_config
     for name, markers in MARKERS.items():
         if keys & markers:
             return name
@@ -136,7 +139,12 @@ def read_config(path: str | Path, dialect: str | None = None, overrides=None) ->
                 raise ConfigError(f"{path}: this is a DeepSpeed config, not a run config; put it under "
                                   f"`deepspeed:` in a run config (deepspeed: {path}) and give that file")
             found = dialect or detect(data)
-            draft = read_ftkit(data) if found == "ftkit" else READERS[found](data)
+            if found == "ftkit":
+                draft = read_ftkit(data)
+            elif found == "llamafactory_v1":
+                draft = llamafactory_v1.read(data, path)
+            else:
+                draft = READERS[found](data)
         _resolve_datasets(draft, path)
         _locate_deepspeed(draft, path)
     except Refused as error:
@@ -185,8 +193,8 @@ def _resolve_datasets(draft: Draft, path: Path) -> None:
     """LLaMA-Factory's dataset names -> DatasetSpecs, when dataset_info.json can be found."""
     names = draft.values.get("dataset_names")
     eval_names = draft.kept.pop("eval_dataset", None)
-    if not names and not eval_names:
-        return
+    if (not names and not eval_names) or draft.values.get("datasets"):
+        return  # none named, or the reader resolved them (LLaMA-Factory v1)
     folder = llamafactory.find_dataset_dir(draft.values.get("dataset_dir"), path)
     if folder is None:
         where = draft.values.get("dataset_dir", "data")
