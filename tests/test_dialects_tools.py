@@ -139,3 +139,41 @@ def test_script_forms(tmp_path):
     path.write_text("deepspeed --num_gpus=1 train.py --train_args_file "
                     f"{FIREFLY / 'sft' / 'qlora' / 'garden-sft-qlora.json'}\n")
     assert load_config(path).method == "qlora"
+
+
+def test_config_command_shows_each_values_source(capsys):
+    from ftkit.cli import main
+
+    path = INTEROP / "llamafactory" / "examples" / "train_lora" / "garden_lora_sft.yaml"
+    assert main(["config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "read as LLaMA-Factory" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if not line.startswith("#")}
+    assert rows["lora_dropout"].endswith("LLaMA-Factory default")
+    assert rows["max_seq_length"].endswith("file (cutoff_len)")
+    assert "packing" not in rows and "# kept, not used: do_train=true" in out
+    assert main(["config", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["lora_alpha"] == 32 and data["sources"]["lora_alpha"] == "LLaMA-Factory default"
+    assert data["sources"]["lora_rank"] == "file (lora_rank)" and data["kept_not_used"]["do_train"] is True
+    assert main(["config", "--keys"]) == 0
+    keys = capsys.readouterr().out
+    assert "lora_rank\n" in keys and "neftune_noise_alpha  (TrainingArguments" in keys
+
+
+def test_refusals_exit_2_through_the_command(tmp_path, capsys):
+    from ftkit.cli import main
+
+    path = tmp_path / "lf.yaml"
+    path.write_text("stage: sft\nfinetuning_type: lora\nuse_galore: true\n")
+    assert main(["config", str(path)]) == 2
+    assert f"{path}:3: 'use_galore' asks for GaLore" in capsys.readouterr().err
+    assert main(["train", str(CONFIGS_DIR / "ds_zero_3.json")]) == 2
+    assert "this is a DeepSpeed config" in capsys.readouterr().err
+
+
+def test_dora_and_rslora_pass_to_the_config(tmp_path):
+    path = tmp_path / "lf.yaml"
+    path.write_text("finetuning_type: lora\nuse_dora: true\nuse_rslora: true\n")
+    cfg = load_config(path)
+    assert cfg.use_dora and cfg.use_rslora
