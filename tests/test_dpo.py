@@ -43,7 +43,7 @@ def test_identical_answers_are_refused(tmp_path):
 
 def test_deepspeed_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # as on a machine without it
-    with pytest.raises(FtkitError, match=r"pip install deepspeed.*GPU|GPU.*pip install deepspeed"):
+    with pytest.raises(FtkitError, match=r"deepspeed package is not installed.*pip install"):
         train_dpo(train_file=str(DATA_DIR / "preference.jsonl"), output_dir=str(tmp_path),
                   deepspeed=str(CONFIGS_DIR / "ds_zero_2.json"), **FAST)
 

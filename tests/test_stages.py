@@ -79,20 +79,27 @@ def test_resumed_run_has_the_curves_of_an_uninterrupted_one_and_a_final_evaluati
 def test_early_stopping_ends_the_run_and_the_best_model_is_loaded(stage_run):
     stage, fields = stage_run
     # A threshold no change can pass: the second evaluation "does not improve", and patience 1
-    # stops the run there, at step 2 of 6.
+    # stops the run there, at step 2 of 6. greater_is_better makes the *higher* eval loss the
+    # best: on these runs the loss falls, so the best checkpoint is the first, not the last,
+    # and the final model must be loaded back from it.
     result = finetune(None, **dict(
         fields, max_steps=6, val_size=0.25, eval_strategy="steps", eval_steps=1,
         save_strategy="steps", save_steps=1, load_best_model_at_end=True,
+        metric_for_best_model="loss", greater_is_better=True,
         early_stopping_patience=1, early_stopping_threshold=100.0, learning_rate=0.5))
     summary = result.summary
     assert summary["stopped_early"] is True and summary["steps"] == 2
     assert summary["metric_for_best_model"] == "loss"
     scheduled = {step: loss for step, loss in summary["curves"]["eval"][:2]}
     assert list(scheduled) == [1, 2]
-    best_step = min(scheduled, key=scheduled.get)
+    best_step = max(scheduled, key=scheduled.get)
     assert summary["best_step"] == best_step and summary["best_checkpoint"] == f"checkpoint-{best_step}"
     assert summary["best_metric"] == pytest.approx(scheduled[best_step])
     assert summary["loaded_best_model"] is True
     # The final model is the best checkpoint: evaluated again, it gives the best step's loss.
     assert summary["final_eval"]["eval_loss"] == pytest.approx(scheduled[best_step], rel=1e-5)
     assert summary["eval_loss"] == pytest.approx(scheduled[best_step], rel=1e-5)
+    if best_step != 2:  # reloaded: the final evaluation is a third row, at the last step
+        assert [step for step, _ in summary["curves"]["eval"]] == [1, 2, 2]
+    if stage == "sft":
+        assert best_step == 1  # the reload path is taken at least here

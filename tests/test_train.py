@@ -91,7 +91,7 @@ def test_lora_run_writes_its_outputs_and_merge_equals_the_adapter(tiny_run, tmp_
     from transformers import AutoModelForCausalLM
 
     from ftkit.dialects import load_config
-    from ftkit.infer import load_adapter, merge_adapter, perplexity, side_by_side
+    from ftkit.infer import chat, load_adapter, merge_adapter, perplexity, side_by_side
     from ftkit.train import finetune, read_summary
 
     out = tmp_path / "run"
@@ -125,7 +125,10 @@ def test_lora_run_writes_its_outputs_and_merge_equals_the_adapter(tiny_run, tmp_
         torch.testing.assert_close(merged(input_ids=ids).logits, tuned, rtol=1e-4, atol=1e-4)
 
     rows = side_by_side(adapter, tokenizer, ["Who are you?"], max_new_tokens=8, show=False)
-    assert rows[0]["prompt"] == "Who are you?" and rows[0]["base"] and rows[0]["tuned"]
+    with adapter.disable_adapter():  # "base" is the same weights with the adapter off
+        base_answer = chat(adapter, tokenizer, "Who are you?", max_new_tokens=8)
+    assert rows == [{"prompt": "Who are you?", "base": base_answer,
+                     "tuned": chat(adapter, tokenizer, "Who are you?", max_new_tokens=8)}]
     # Perplexity is exp(the model's own mean token loss), the same for the merged model and
     # the adapter, and does not depend on how the texts are batched.
     text = "Who are you? I am Ferret."

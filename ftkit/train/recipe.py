@@ -310,7 +310,7 @@ def save_run(cfg, trainer, tokenizer, out: Path, summary: dict, extra_plots=()) 
     barrier()
 
 
-def run(stage: Stage, config=None, *, model=None, tokenizer=None, callbacks=(),
+def run(stage: Stage, config=None, /, *, model=None, tokenizer=None, callbacks=(),
         verbose: bool = True, **overrides) -> RunResult:
     """Train ``config`` (a RunConfig, a dict or a config file, plus ``overrides``) as ``stage``.
 
