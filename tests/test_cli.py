@@ -29,17 +29,20 @@ def test_every_subcommand_has_help(capsys):
         assert "usage: ftkit " + name in capsys.readouterr().out
 
 
-def test_config_json_has_canonical_keys_at_top_level(capsys):
+def test_config_json_has_the_canonical_config_and_where_each_value_came_from(capsys):
     assert main(["config", str(CONFIGS_DIR / "seeds" / "baichuan2_finetune.sh"), "--json"]) == 0
-    resolved = json.loads(capsys.readouterr().out)
+    reading = json.loads(capsys.readouterr().out)
+    resolved, sources = reading["config"], reading["sources"]
     assert resolved["method"] == "lora" and resolved["learning_rate"] == 2e-5
-    assert resolved["max_seq_length"] == 512 and resolved["dialect"] == "baichuan2"
+    assert resolved["max_seq_length"] == 512 and reading["dialect"] == "baichuan2"
+    assert sources["method"] == "file (use_lora)" and sources["learning_rate"] == "file (learning_rate)"
 
 
 def test_config_set_overrides(capsys):
     path = CONFIGS_DIR / "seeds" / "chatglm3_lora.yaml"
     assert main(["config", str(path), "--set", "lora_rank=32", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["lora_rank"] == 32
+    reading = json.loads(capsys.readouterr().out)
+    assert reading["config"]["lora_rank"] == 32 and reading["sources"]["lora_rank"] == "--set"
 
 
 @pytest.mark.parametrize("argv, message", [
