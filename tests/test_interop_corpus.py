@@ -118,6 +118,20 @@ def test_every_config_reads_or_is_refused_clearly(path, capsys):
         assert "read as" in out
 
 
+def _all_files():
+    return sorted(p for p in ROOT.rglob("*") if p.is_file()) if CORPUS else []
+
+
+@pytest.mark.parametrize("path", _all_files(), ids=_rel if CORPUS else None)
+def test_no_file_gives_a_traceback(path, capsys):
+    """Any file of the corpus given where a config is expected: a reading, or exit 2 naming it."""
+    code = main(["config", str(path)])
+    err = capsys.readouterr().err
+    assert code in (0, 2)
+    if code == 2:
+        assert err.startswith(f"ftkit config: error: {path}"), err
+
+
 @pytest.mark.parametrize("rel", sorted(EXPECTED))
 def test_known_configs_value_by_value(rel):
     path = ROOT / rel

@@ -86,6 +86,9 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 def parse_mapping(path: str | Path, text: str) -> dict[str, Any]:
     """A YAML or JSON file's top-level mapping, or a ConfigError with the line of the fault."""
+    if Path(path).suffix in (".jsonl", ".csv", ".parquet"):
+        raise ConfigError(f"{path}: a data file, not a run config: check it with ftkit data validate {path}, "
+                          "and name it as train_file in a config")
     try:
         data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as error:
@@ -97,7 +100,9 @@ def parse_mapping(path: str | Path, text: str) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, found {type(data).__name__}")
+        found = type(data).__name__
+        raise ConfigError(f"{path}: expected a mapping of keys to values, found {found}"
+                          + (f" (a list of records is a data file: ftkit data validate {path})" if found == "list" else ""))
     return data
 
 
@@ -116,6 +121,12 @@ def detect(data: dict) -> str:
 
 def is_deepspeed(data: dict) -> bool:
     return "zero_optimization" in data or len(set(data) & DEEPSPEED_KEYS) >= 2
+
+
+def _is_dataset_registry(data: dict) -> bool:
+    entries = [value for value in data.values() if isinstance(value, dict)]
+    return bool(data) and len(entries) == len(data) and all(
+        entry.keys() & {"file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url"} for entry in entries)
 
 
 def read_ftkit(data: dict) -> Draft:
@@ -138,6 +149,10 @@ def read_config(path: str | Path, dialect: str | None = None, overrides=None) ->
             if is_deepspeed(data) and dialect is None:
                 raise ConfigError(f"{path}: this is a DeepSpeed config, not a run config; put it under "
                                   f"`deepspeed:` in a run config (deepspeed: {path}) and give that file")
+            if dialect is None and _is_dataset_registry(data):
+                raise ConfigError(f"{path}: this is a LLaMA-Factory dataset listing (dataset_info.json, or a "
+                                  "v1 train_dataset file), not a run config: name its datasets in a config "
+                                  "(dataset: with dataset_dir, or train_dataset:)")
             found = dialect or detect(data)
             if found == "ftkit":
                 draft = read_ftkit(data)
