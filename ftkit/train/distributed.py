@@ -5,15 +5,16 @@ processes itself: ``torchrun --nproc_per_node N``, ``accelerate launch`` and Dee
 ``deepspeed --hostfile`` start N copies of the same ``ftkit train`` and set ``RANK``,
 ``LOCAL_RANK`` and ``WORLD_SIZE``; Trainer reads them, wraps the model in DDP (gloo on a
 CPU, NCCL on GPUs) and gives each process its share of every batch. What is left here is
-the bookkeeping: only rank 0 writes the run's files, and a DeepSpeed config on a machine
-without DeepSpeed stops with a clear message instead of an ImportError deep in Trainer.
+the bookkeeping: only rank 0 writes the run's files, and a DeepSpeed config is checked and
+DeepSpeed's processes started before the model loads (:func:`require_deepspeed`). DeepSpeed
+ZeRO runs on CPU processes (gloo) here and on GPUs; Trainer's ``fsdp`` shards on GPUs only
+(see :mod:`ftkit.train.fsdp`).
 """
 
 from __future__ import annotations
 
 import os
 
-from ..errors import FtkitError
 
 
 def world_size() -> int:
@@ -39,19 +40,25 @@ def barrier() -> None:
         dist.barrier()
 
 
-def require_deepspeed(cfg) -> None:
-    """Stop early and clearly when a config asks for DeepSpeed that cannot run here."""
+def require_deepspeed(cfg) -> dict | None:
+    """The run's checked DeepSpeed config (a dict for ``TrainingArguments(deepspeed=...)``),
+    or None without one. Stops early and clearly when DeepSpeed is missing or the config asks
+    for what this machine cannot do (see :mod:`ftkit.train.deepspeed`). Under torchrun on CPU
+    processes it also starts DeepSpeed's communication, which ZeRO-3 needs before the model
+    loads; on GPUs Trainer does that itself. A Trainer ``fsdp`` is checked here too."""
+    from . import deepspeed, fsdp
+
+    fsdp.check(cfg)
     if not cfg.deepspeed:
-        return
-    try:
-        import deepspeed  # noqa: F401
-    except ImportError:
-        raise FtkitError(
-            f"deepspeed: {cfg.deepspeed} is set, but the deepspeed package is not installed. "
-            "DeepSpeed ZeRO needs NVIDIA GPUs with CUDA (it does not build on a CPU-only "
-            "machine): on a GPU machine run `pip install deepspeed`, then launch with "
-            "`deepspeed --num_gpus N -m ftkit train CONFIG` or torchrun. On this machine remove "
-            "the deepspeed key (plain DDP under torchrun needs no DeepSpeed).") from None
+        return None
+    import torch
+
+    deepspeed.require()
+    on_cpu = cfg.use_cpu or not torch.cuda.is_available()
+    config = deepspeed.resolve(cfg.deepspeed, cuda=not on_cpu)
+    if on_cpu and world_size() > 1:
+        deepspeed.init_cpu_processes()
+    return config
 
 
 def all_reduce_sum(tensor):
