@@ -24,6 +24,7 @@ NOTE = ("All targets are met. The largest activation error is gradient checkpoin
         "(conservative). Freeze (+2.4%) counts the first trainable layer as if its input needed a gradient. "
         "Wall times are from a machine shared with other jobs.")
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "amp_weight_copies")
+PHASES = ("forward", "backward_end", "optimizer")
 # (method, batch, seq_len, gradient checkpointing, attention, autocast bf16)
 SETTINGS = [
     ("full", 1, 128, False, "sdpa", False), ("full", 2, 256, False, "sdpa", False),
@@ -59,7 +60,7 @@ def one(method, batch, seq_len, checkpointing, attn, autocast):
     model = build(method, attn, checkpointing)
     ids = torch.randint(0, model.config.vocab_size if hasattr(model, "config") else 49152, (batch, seq_len))
     measured = vram.measure(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)},
-                            autocast_dtype=torch.bfloat16 if autocast else None)
+                            autocast_dtype=torch.bfloat16 if autocast else None, phases=True)
     predicted = vram.estimate(models.DEFAULT_MODEL, method, batch_size=batch, seq_len=seq_len,
                               gradient_checkpointing=checkpointing, attn=attn,
                               bits=4 if method == "qlora" else None,
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     rows, errors = [], {c: [] for c in COMPONENTS}
+    phase_rows, phase_errors = [], {p: [] for p in PHASES}
     start = time.time()
     for setting in SETTINGS:
         if args.only and setting[0] != args.only:
@@ -98,6 +100,15 @@ def main(argv=None) -> int:
             f"no ({measured.params_trainable} vs {predicted.params_trainable})")
         rows.append(f"| {label} | {same} | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
+        cells = []
+        for phase in PHASES:
+            m, p = measured.phases[phase], predicted.phases[phase]
+            phase_errors[phase].append(abs(error(p, m)))
+            cells.append(f"{m / 2**20:.1f} / {p / 2**20:.1f} ({error(p, m):+.1f}%)")
+        peak_m = max(measured.phases, key=measured.phases.get)
+        phase_rows.append(f"| {label} | " + " | ".join(cells) + f" | {peak_m} / {predicted.peak_phase} "
+                          f"| {predicted.total_bytes / 2**20:.1f} |")
+        print(phase_rows[-1], flush=True)
     summary = []
     for c in COMPONENTS:
         if errors[c]:
@@ -120,6 +131,22 @@ def main(argv=None) -> int:
         *summary,
         "",
         "Targets: weights, gradients, optimizer within 1%; activations within 15% (median absolute error).",
+        "",
+        "**Timeline.** Live bytes at each phase boundary of the same step (after one warm-up update "
+        "creates the optimizer states, as in every step but the first): `forward` = weights + states + "
+        "tensors saved for backward at the loss; `backward_end` = weights + states + gradients (+ what is "
+        "still saved); `optimizer` = after the update. Measured MiB / estimated MiB (error); then the "
+        "phase with the largest measured live set / the estimate's peak phase, and the estimate's sum of "
+        "components, which the peak stays below. On a CPU the logits buffers and AdamW's foreach "
+        "temporary do not exist (the estimate drops them with `device=\"cpu\"`).",
+        "",
+        "| setting | " + " | ".join(PHASES) + " | largest phase (measured / estimated) | sum of components MiB |",
+        "|---|" + "---|" * (len(PHASES) + 2),
+        *phase_rows,
+        "",
+        "| phase | median abs error | max abs error |",
+        "|---|---|---|",
+        *[f"| {p} | {statistics.median(v):.2f}% | {max(v):.2f}% |" for p, v in phase_errors.items() if v],
         NOTE,
         "No GPU was available on this machine: the GPU comparison (estimate vs "
         "`torch.cuda.max_memory_allocated` for real architectures at 512 and 2048 tokens) is still to be run.",

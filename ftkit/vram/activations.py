@@ -49,12 +49,13 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
                 lora_dropout: float = 0.05, dtype: str = "float32", autocast: bool = False,
                 residual_bytes: int | None = None, kv_len_ratio: float = 1.0, seq_len: int = 512,
                 attn: str = "sdpa", device: str = "cuda", expand_kv: bool = False,
-                moe_layer: bool = False, compiled: bool = False) -> list:
+                moe_layer: bool = False, compiled: bool = False, saves_inputs: bool = False) -> list:
     """Saved tensors of one decoder layer: ``[(what, elements per token, bytes each), ...]``.
 
     ``lora`` maps module paths inside a layer (``self_attn.q_proj``) to (in, out) for adapted layers.
     ``kv_len_ratio`` = key length / query length (prefix tuning adds virtual keys).
     ``expand_kv``: grouped-query K/V are repeated to every head (SDPA with an explicit mask).
+    ``saves_inputs``: frozen linear layers keep their input anyway (older bitsandbytes 4-bit layers).
     """
     A = HALF[dtype]  # linear outputs (16-bit under autocast or a 16-bit model)
     R = residual_bytes or A  # the residual stream: float32 when the embeddings are float32
@@ -81,7 +82,7 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
         if W:
             terms.append((f"{norm} normalized (for its weight's gradient)", h, R if not amp else FP32))
         readers = sorted({_short(s) for s, src in linear_in.items() if src == norm})
-        needs_input = [s for s in readers if W or (s in shorts and lora_dropout == 0)]
+        needs_input = [s for s in readers if W or saves_inputs or (s in shorts and lora_dropout == 0)]
         if moe_layer and norm == "norm2" and W:
             needs_input = needs_input[:1]  # routed experts read gathered copies, counted below
         if needs_input and not amp:
@@ -95,14 +96,14 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
                   ("softmax (heads x keys)", heads * seq_len * kv_len_ratio, FP32)]
         if A != FP32 and not compiled:
             terms.append(("softmax cast back to 16 bits", heads * seq_len * kv_len_ratio, A))
-        if W or ("o_proj" in shorts and lora_dropout == 0) or arch.family == "gpt2":
+        if W or saves_inputs or ("o_proj" in shorts and lora_dropout == 0) or arch.family == "gpt2":
             terms.append(("attention output (input of o_proj)", q_dim, A))
     else:
         terms += [("q (after RoPE)", q_dim, A), ("k (after RoPE)", k_dim * kv_len_ratio, A),
                   ("v", k_dim * kv_len_ratio, A), ("attention output", q_dim, A),
                   ("log-sum-exp per head", heads, FP32)]
     # MLP: gate and up outputs, SiLU output, their product (the down projection's input)
-    down_keeps = W or (lora_dropout == 0 and bool(shorts & {"down_proj", "dense_4h_to_h", "w2", "c_proj"}))
+    down_keeps = W or saves_inputs or (lora_dropout == 0 and bool(shorts & {"down_proj", "dense_4h_to_h", "w2", "c_proj"}))
     for i, width in enumerate(_mlp_widths(arch, moe_layer)):
         tag = "" if not moe_layer else (f" (expert {i + 1})" if i < arch.experts.per_token else " (shared)")
         if moe_layer and W and i < arch.experts.per_token:
@@ -153,19 +154,27 @@ def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_le
                      lora_targets="all-linear", lora_dropout: float = 0.05,
                      num_virtual_tokens: int = 20, freeze_trainable_layers: int = 2,
                      device: str = "cuda", compiled: bool = False,
-                     activation_offload: bool = False) -> int:
-    """Bytes saved for backward by the decoder layers (and the final norm), at their peak."""
-    R = _residual_bytes(method, dtype, autocast)
-    act_dtype = "float32" if method == "qlora" else dtype
+                     activation_offload: bool = False, kbit_upcast: bool = True, split: bool = False,
+                     kbit_saves_inputs: bool = False):
+    """Bytes saved for backward by the decoder layers (and the final norm), at their peak.
+
+    ``split=True`` returns ``(saved at the end of forward, recomputed in backward)``: under
+    gradient checkpointing one layer's full set exists only while backward recomputes it,
+    after the logits are gone.
+    """
+    upcast = method == "qlora" and kbit_upcast  # prepare_model_for_kbit_training: float32 states
+    R = _residual_bytes(method if upcast or method != "qlora" else "lora", dtype, autocast)
+    act_dtype = "float32" if upcast else dtype
     p = num_virtual_tokens
     tokens_per_seq = seq_len + (p if method in ("prompt", "ptuning") else 0)
     ratio = (seq_len + p) / seq_len if method == "prefix" else 1.0
     lora = per_layer_lora(arch, lora_targets) if method in ("lora", "qlora") else {}
     W = method in ("full", "freeze")
     common = dict(lora=lora, lora_rank=lora_rank, lora_dropout=lora_dropout, dtype=act_dtype,
-                  autocast=autocast and method != "qlora", residual_bytes=R, kv_len_ratio=ratio,
+                  autocast=autocast and not upcast, residual_bytes=R, kv_len_ratio=ratio,
                   seq_len=tokens_per_seq, attn=attn, device=device,
-                  expand_kv=method == "prefix", compiled=compiled)
+                  expand_kv=method == "prefix", compiled=compiled,
+                  saves_inputs=method == "qlora" and kbit_saves_inputs)
 
     def per_token(moe_layer: bool) -> float:
         return sum(n * b for _, n, b in layer_terms(arch, weights_trainable=W, moe_layer=moe_layer, **common))
@@ -176,17 +185,21 @@ def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_le
     moe = min(arch.experts.moe_layers, layers) if arch.experts else 0
     dense_token, moe_token = per_token(False), (per_token(True) if moe else 0.0)
     tokens = batch_size * tokens_per_seq
+    recompute = 0
     if gradient_checkpointing and layers:
         # Each layer keeps only its input; backward recomputes one layer at a time. Offloaded,
         # the inputs wait in CPU memory and two are on the GPU at once (in use, prefetched).
         kept = min(2, layers) if activation_offload else layers
-        layer_total = kept * tokens * arch.hidden * R + tokens * max(dense_token, moe_token)
+        layer_total = kept * tokens * arch.hidden * R
+        recompute = tokens * max(dense_token, moe_token)
     else:
         layer_total = tokens * ((layers - moe) * dense_token + moe * moe_token)
     # Final norm (input, 1/rms, and normalized when its weight trains) and the input ids.
     final = tokens * (arch.hidden * FP32 + FP32 + (arch.hidden * R if method == "full" else 0))
     ids = tokens * 8 if method == "full" else 0
-    return int(layer_total + final + ids)
+    if split:
+        return int(layer_total + final + ids), int(recompute)
+    return int(layer_total + final + ids + recompute)
 
 
 def amp_weight_copy_bytes(arch: Architecture, method: str, *, dtype: str, autocast: bool,
@@ -244,7 +257,7 @@ def logits_bytes(arch: Architecture, method: str, *, batch_size: int, seq_len: i
 
 
 def logits_transient_bytes(arch: Architecture, *, tokens: int, dtype: str, autocast: bool,
-                           loss: str) -> dict:
+                           loss: str, compiled: bool = False) -> dict:
     """Logit-sized buffers alive only around the loss: ``{"forward": ..., "backward": ...}``.
 
     eager: the logits the head returns (16-bit) and their float32 copy exist while the
@@ -258,6 +271,8 @@ def logits_transient_bytes(arch: Architecture, *, tokens: int, dtype: str, autoc
         chunk = tokens * arch.hidden
         return {"forward": chunk * (half + 2 * FP32), "backward": chunk * (half + 2 * FP32)}
     upcast = FP32 if half != FP32 else 0
+    if loss == "chunked" and compiled:  # the saved 16-bit chunks are the model's output itself
+        return {"forward": full // 8 * (upcast + FP32), "backward": full // 8 * (half + 2 * FP32)}
     if loss == "chunked":
         return {"forward": full * half + full // 8 * (upcast + FP32), "backward": full // 8 * 2 * FP32}
     return {"forward": full * (half + upcast), "backward": full * 2 * FP32}

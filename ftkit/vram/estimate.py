@@ -187,7 +187,8 @@ def estimate(model, method: str = "lora", **settings) -> Estimate:
     extra, cpu = {}, 0
     if s.zero:
         # DeepSpeed: 16-bit weights and gradients on the GPU; float32 master copy in the optimizer.
-        if half != 4:
+        # pure_bf16 (FSDP as torchtune and litgpt run it): no master copy, states in bf16 too.
+        if half != 4 and not s.pure_bf16:
             weights = frozen + trainable * half
             gradients = trainable * half
             optimizer = state_bytes(shapes, s.optim, 4) + trainable * 4
@@ -206,13 +207,16 @@ def estimate(model, method: str = "lora", **settings) -> Estimate:
         extra["ddp_buckets"] = gradients  # DDP reduces gradients through a flat copy of them
 
     autocast = s.autocast
-    acts = activation_bytes(arch, s.method, batch_size=s.batch_size, seq_len=s.seq_len,
+    saved, recompute = activation_bytes(arch, s.method, batch_size=s.batch_size, seq_len=s.seq_len,
                             dtype=s.dtype, autocast=autocast,
                             gradient_checkpointing=s.gradient_checkpointing, attn=s.attn,
                             lora_rank=s.lora_rank, lora_targets=s.lora_targets,
                             lora_dropout=s.lora_dropout, num_virtual_tokens=s.num_virtual_tokens,
                             freeze_trainable_layers=s.freeze_trainable_layers, device=s.device,
-                            compiled=s.compile, activation_offload=s.activation_offload)
+                            compiled=s.compile, activation_offload=s.activation_offload,
+                            kbit_upcast=s.kbit_upcast, split=True,
+                            kbit_saves_inputs=s.kbit_saves_inputs)
+    acts = saved + recompute
     logits = logits_bytes(arch, s.method, batch_size=s.batch_size, seq_len=s.seq_len, dtype=s.dtype,
                           autocast=autocast, num_virtual_tokens=s.num_virtual_tokens, loss=s.loss,
                           compiled=s.compile)
@@ -221,7 +225,8 @@ def estimate(model, method: str = "lora", **settings) -> Estimate:
                                    gradient_checkpointing=s.gradient_checkpointing,
                                    freeze_trainable_layers=s.freeze_trainable_layers)
     tokens = s.batch_size * (s.seq_len + (s.num_virtual_tokens if s.method in ("prompt", "ptuning") else 0))
-    buffers = logits_transient_bytes(arch, tokens=tokens, dtype=s.dtype, autocast=autocast, loss=s.loss)
+    buffers = logits_transient_bytes(arch, tokens=tokens, dtype=s.dtype, autocast=autocast, loss=s.loss,
+                                     compiled=s.compile)
     transient = max(buffers.values()) if s.device == "cuda" else 0
     paged = 0
     if is_paged(s.optim) and s.device == "cuda":
@@ -235,7 +240,7 @@ def estimate(model, method: str = "lora", **settings) -> Estimate:
     largest_grad = max((math.prod(x) for x in shapes), default=0) * (half if s.zero else train_bytes)
     phases = timeline(result, buffers if s.device == "cuda" else {"forward": 0, "backward": 0},
                       step_temp=scratch,
-                      largest_grad=largest_grad, settings=s)
+                      largest_grad=largest_grad, settings=s, recompute=recompute)
     reserve = max(buffers.values()) if s.device == "cuda" else 0
     return Estimate(arch.params_total, trainable, result, echo, cpu, phases=phases,
                     reserve_bytes=reserve, paged_bytes=paged, params_active=arch.params_active)
@@ -248,7 +253,8 @@ def _frozen_weight_bytes(arch: Architecture, s: VramSettings, trainable: int) ->
     if s.method == "freeze":
         return (arch.params_total - trainable) * half
     if s.method == "qlora":
-        return quantized_model_bytes(arch, s.bits, s.double_quant, rest_bytes=4,
+        return quantized_model_bytes(arch, s.bits, s.double_quant,
+                                     rest_bytes=4 if s.kbit_upcast else half,
                                      expert_bytes=_expert_bytes(s, s.bits))
     return arch.params_total * half
 

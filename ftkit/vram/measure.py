@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from ..errors import FtkitError
+
 
 def _storage(tensor):
     """(key, bytes) of the storage behind a tensor: views and shared weights count once."""
@@ -130,6 +132,11 @@ class ActivationMeter:
         self._total_now = 0
 
     @property
+    def live_bytes(self) -> int:
+        """Bytes of saved tensors alive right now."""
+        return self._total_now
+
+    @property
     def by_phase(self) -> dict:
         return dict(self.peaks)
 
@@ -185,6 +192,7 @@ class Measurement:
     params_trainable: int
     bytes: dict = field(default_factory=dict)
     cuda_max_allocated: int | None = None
+    phases: dict = field(default_factory=dict)  # live bytes at each phase boundary of the step
 
     @property
     def total_bytes(self) -> int:
@@ -193,10 +201,19 @@ class Measurement:
     def to_dict(self) -> dict:
         return dict(params_total=self.params_total, params_trainable=self.params_trainable,
                     bytes=dict(self.bytes), total_bytes=self.total_bytes,
-                    cuda_max_allocated=self.cuda_max_allocated)
+                    cuda_max_allocated=self.cuda_max_allocated, phases=dict(self.phases))
 
 
-def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> Measurement:
+def _warm_up(optimizer, trainable) -> None:
+    """Create the optimizer's states with one step on zero gradients, as after a first real step."""
+    for param in trainable:
+        param.grad = param.detach().new_zeros(param.shape)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True,
+            phases=False) -> Measurement:
     """Run one real forward, backward and optimizer step; return what each part took.
 
     ``batch`` is a dict of tensors (``input_ids`` and optionally ``attention_mask``,
@@ -204,12 +221,18 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
     ``torch.optim.AdamW`` over the trainable parameters, as HF's ``adamw_torch``; the model's
     weights change by one small step. ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the
     forward under ``torch.autocast``, as Trainer does with ``bf16=True``.
+
+    ``phases=True`` first creates the optimizer states (a step on zero gradients, so the
+    measured step is a steady one) and records the live bytes at each boundary of the step:
+    ``forward`` (weights + states + the tensors saved for backward, at the loss),
+    ``backward_end`` (weights + states + gradients + what is still saved) and ``optimizer``
+    (after the update), the twins of :attr:`ftkit.vram.Estimate.phases` on a CPU.
     """
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
-        raise ValueError("the model has no trainable parameters: nothing to measure a step of")
+        raise FtkitError("the model has no trainable parameters: nothing to measure a step of")
     if optimizer is None:
         optimizer = torch.optim.AdamW(trainable, lr=1e-5)
     checkpointing = getattr(model, "is_activation_checkpointing", None)
@@ -227,7 +250,10 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
     batch = {k: v.to(device) for k, v in batch.items()}
     batch.setdefault("labels", batch["input_ids"])
     model.train()
+    if phases:
+        _warm_up(optimizer, trainable)
     optimizer.zero_grad(set_to_none=True)
+    live = {}
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.cuda.synchronize()
@@ -244,8 +270,13 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
         with meter:
             with autocast:
                 loss = model(**batch).loss
+            if phases:
+                live["forward"] = param_bytes(model) + optimizer_bytes(optimizer) + meter.live_bytes
             meter.phase = "activations"  # what backward recomputes belongs to the layers
             loss.backward()
+            if phases:
+                live["backward_end"] = (param_bytes(model) + optimizer_bytes(optimizer)
+                                        + grad_bytes(model) + meter.live_bytes)
     finally:
         if handle is not None:
             handle.remove()
@@ -253,6 +284,8 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
     gradients = grad_bytes(model)
     if step:
         optimizer.step()
+        if phases:
+            live["optimizer"] = param_bytes(model) + optimizer_bytes(optimizer) + grad_bytes(model)
     result = dict(
         weights=param_bytes(model),
         gradients=gradients,
@@ -271,4 +304,5 @@ def measure(model, batch, optimizer=None, *, autocast_dtype=None, step=True) -> 
         params_trainable=sum(p.numel() for p in trainable),
         bytes=result,
         cuda_max_allocated=peak,
+        phases=live,
     )

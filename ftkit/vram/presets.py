@@ -31,6 +31,13 @@ ALIASES = {
     "mistral-7b-v0.1": "mistral-7b",
     "mistral-7b-instruct-v0.2": "mistral-7b",
     "baichuan2-7b-base": "baichuan2-7b",
+    # Llama 3.1 8B has Llama 3 8B's tensors (only the RoPE scaling differs)
+    "llama-3.1-8b": "llama-3-8b", "meta-llama-3.1-8b": "llama-3-8b", "llama-3.1-8b-instruct": "llama-3-8b",
+    "meta-llama-3.1-8b-instruct": "llama-3-8b", "llama-3.2-3b-instruct": "llama-3.2-3b",
+    "mixtral-8x7b-v0.1": "mixtral-8x7b", "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b",
+    "qwen1.5-moe-a2.7b-chat": "qwen1.5-moe-a2.7b", "deepseek-v2-lite-chat": "deepseek-v2-lite",
+    "qwen-7b-chat": "qwen-7b", "internlm2-chat-7b": "internlm2-7b", "glm-4-9b-chat": "glm-4-9b",
+    "codellama-34b-hf": "codellama-34b",
 }
 
 

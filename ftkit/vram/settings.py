@@ -56,6 +56,12 @@ class VramSettings(BaseModel):
     # Fused 3-D expert weights (transformers 5 MoE) are not nn.Linear: stock loading leaves them
     # 16-bit. bitsandbytes 0.50's nn.parametrize.replace_parameter_4bit quantizes them (4-bit only).
     quantize_experts: bool = True
+    # qlora: peft's prepare_model_for_kbit_training casts every unquantized weight (embeddings,
+    # norms, head) to float32, and so the hidden states too; litgpt and torchtune keep them 16-bit.
+    kbit_upcast: bool = True
+    # bitsandbytes' MatMul4Bit saved each 4-bit layer's input for backward in older releases
+    # (ctx.tensors = (A, B), as in 0.41 that litgpt's tables used); 0.50 keeps only the weight.
+    kbit_saves_inputs: bool = False
     num_virtual_tokens: int = Field(20, ge=0)
     freeze_trainable_layers: int = Field(2, ge=0)
     dtype: str = "bfloat16"

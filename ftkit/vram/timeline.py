@@ -10,6 +10,8 @@ and ``G`` gradients:
 * ``forward``: W + O + A + L + C + the logits and their float32 copy at the loss;
 * ``backward_start``: W + O + A + L + C + the float32 gradients of the logits (+ the head's
   gradient when it trains);
+* ``backward_recompute`` (gradient checkpointing): W + O + the checkpoints + one recomputed
+  layer + G (as gradients fill in);
 * ``backward_end``: W + O + G (+ DDP's bucket copy): every activation is freed;
 * ``optimizer``: W + O + G + the step's scratch (AdamW's ``foreach`` path: one temporary the
   size of all trainable parameters).
@@ -21,10 +23,15 @@ Gradient accumulation keeps G alive through later micro-batches' forward and bac
 from __future__ import annotations
 
 
-def timeline(parts: dict, buffers: dict, *, step_temp: int, largest_grad: int, settings) -> dict:
-    """``{phase: live bytes}`` of one step from the components of an estimate."""
+def timeline(parts: dict, buffers: dict, *, step_temp: int, largest_grad: int, settings,
+             recompute: int = 0) -> dict:
+    """``{phase: live bytes}`` of one step from the components of an estimate.
+
+    ``recompute``: the part of the activations that only exists while backward recomputes a
+    checkpointed layer (then the logits are gone and gradients are accumulating).
+    """
     W, O, G = parts["weights"], parts["optimizer"], parts["gradients"]
-    A, L, C = parts["activations"], parts["logits"], parts["amp_weight_copies"]
+    A, L, C = parts["activations"] - recompute, parts["logits"], parts["amp_weight_copies"]
     ddp = parts.get("ddp_buckets", 0)
     if settings.optimizer_in_backward:
         G = min(G, largest_grad)  # one parameter's gradient at a time
@@ -33,6 +40,7 @@ def timeline(parts: dict, buffers: dict, *, step_temp: int, largest_grad: int, s
     phases = {
         "forward": W + O + A + L + C + buffers["forward"] + carried,
         "backward_start": W + O + A + L + C + buffers["backward"] + max(carried, head_grad),
+        **({"backward_recompute": W + O + A + recompute + C + G} if recompute else {}),
         "backward_end": W + O + G + ddp,
         "optimizer": W + O + G + (0 if settings.optimizer_in_backward else step_temp),
     }
