@@ -168,3 +168,22 @@ def watch_full_gradients(engine) -> None:
         return reduce(*args, **kwargs)
 
     optimizer.reduce_gradients = recording
+
+
+class zero3_init_paused:
+    """While a Trainer runs ZeRO-3, transformers builds every new model through
+    ``deepspeed.zero.Init`` (partitioned, initialised through gathers). Inside this block it
+    builds them as usual, e.g. a meta-device model only to count its parameters."""
+
+    def __enter__(self):
+        from transformers.integrations import deepspeed as hf
+
+        self._saved = hf._hf_deepspeed_config_weak_ref
+        hf._hf_deepspeed_config_weak_ref = None
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.integrations import deepspeed as hf
+
+        hf._hf_deepspeed_config_weak_ref = self._saved
+        return False
