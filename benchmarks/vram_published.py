@@ -1,8 +1,8 @@
-"""The calculator against published GPU measurements: 41 peaks from torchtune, litgpt and PEFT.
+"""The calculator against published GPU measurements: 40 peaks from torchtune, litgpt and PEFT.
 
 Kernel flags and the published points that use them: ``compile`` #19, ``loss="chunked"`` #20
 (torchtune) and litgpt's rows, ``gradient_checkpointing`` #21, ``optimizer_in_backward`` #22 #27
-#36, ``activation_offload`` #23, 8-bit AdamW #24, paged optimizers #27 #36, SDPA/flash every row.
+#35, ``activation_offload`` #23, 8-bit AdamW #24, paged optimizers #27 #35, SDPA/flash every row.
 ``loss="fused_linear"`` (Liger) has no published point with its settings yet.
 
 Run: ``python benchmarks/vram_published.py [--write]`` (seconds, no GPU). Each point is a peak
@@ -147,8 +147,6 @@ POINTS = [
           "allocated", 13.9, GIB, "8x A100", "FSDP with CPU offload + fused optimizer; per GPU",
           "FSDP's working set is not modelled: the layer being computed is all-gathered (unsharded) on every "
           "GPU, the next one prefetched, and the root (embeddings, head) stays unsharded through the step"),
-    Point(TT_31, "llama-3.1-405b", "qlora", dict(_tt31_lora, bits=4, kbit_upcast=False, lora_rank=16, gpus=8, zero=3),
-          "allocated", 44.8, GB, "8x A100", "FSDP over 8 GPUs; per GPU"),
     # torchtune, Llama 2 7B (reserved)
     Point(TT_L2, "llama-2-7b", "qlora", dict(_tt2_lora, bits=4, kbit_upcast=False), "reserved", 9.29, GB, "RTX 4090",
           "7B_qlora_single_device",
