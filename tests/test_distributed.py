@@ -1,6 +1,7 @@
 """More than one process: `ftkit train` under torchrun (DDP over gloo on a CPU) gives the
 loss trajectory of one process with twice the gradient accumulation; DeepSpeed configs
-pass through, and fail clearly where DeepSpeed is not installed."""
+pass through and fail clearly where DeepSpeed is not installed; Trainer's fsdp is refused on a
+CPU, where it would not shard (tests/test_fsdp.py shards with fully_shard instead)."""
 
 import json
 import os
@@ -82,14 +83,28 @@ def test_deepspeed_key_passes_through_to_training_arguments():
     assert RunConfig(deepspeed=zero2).training_arguments()["deepspeed"]["zero_optimization"]["stage"] == 2
 
 
-def test_deepspeed_config_without_deepspeed_exits_2(capsys):
-    try:
-        import deepspeed  # noqa: F401
-        pytest.fail("deepspeed is installed here; this test checks the message on machines without it")
-    except ImportError:
-        pass
+def test_deepspeed_config_without_deepspeed_exits_2(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # as on a machine without DeepSpeed
     status = main(["train", str(CONFIGS_DIR / "lora.yaml"), "--set",
-                   f"deepspeed={CONFIGS_DIR / 'ds_zero_2.json'}"])
+                   f"deepspeed={CONFIGS_DIR / 'ds_zero_2.json'}", "--set", f"output_dir={tmp_path}"])
     assert status == 2
     err = capsys.readouterr().err
-    assert "pip install deepspeed" in err and ("CUDA" in err or "GPU" in err)
+    assert "pip install" in err and "--no-build-isolation" in err and "deepspeed==" in err
+
+
+def test_trainer_fsdp_on_a_cpu_is_refused_rather_than_run_as_ddp(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("Trainer's fsdp shards on GPUs; the refusal is for CPU processes")
+    status = main(["train", str(CONFIGS_DIR / "lora.yaml"), "--set", "fsdp=full_shard auto_wrap",
+                   "--set", f"output_dir={tmp_path}"])
+    assert status == 2
+    assert "fully_shard" in capsys.readouterr().err
+
+
+def test_unknown_fsdp_option_is_a_config_error(capsys, tmp_path):
+    status = main(["train", str(CONFIGS_DIR / "lora.yaml"), "--set", "fsdp=full_shard sideways",
+                   "--set", f"output_dir={tmp_path}"])
+    assert status == 2
+    assert "sideways" in capsys.readouterr().err
