@@ -55,9 +55,9 @@ def test_resume_without_a_checkpoint_says_where_checkpoints_are(stage_run):
 
 def test_resumed_run_has_the_curves_of_an_uninterrupted_one_and_a_final_evaluation(stage_run, tmp_path):
     stage, fields = stage_run
-    # 5 steps, checkpoints and evaluations at 2 and 4: the schedule misses the last step,
+    # 3 steps, a checkpoint and an evaluation at step 2: the schedule misses the last step,
     # so the recipe evaluates the final model itself.
-    common = dict(fields, max_steps=5, val_size=0.25, eval_strategy="steps", eval_steps=2,
+    common = dict(fields, max_steps=3, val_size=0.25, eval_strategy="steps", eval_steps=2,
                   save_strategy="steps", save_steps=2, lr_scheduler_type="cosine")
     whole = finetune(None, **dict(common, output_dir=str(tmp_path / "whole")))
     finetune(None, **dict(common, output_dir=str(tmp_path / "cut")), callbacks=[StopAfterSteps(2)])
@@ -65,9 +65,9 @@ def test_resumed_run_has_the_curves_of_an_uninterrupted_one_and_a_final_evaluati
                                     resume_from_checkpoint=True, overwrite_output_dir=False))
 
     curves = whole.summary["curves"]
-    assert [step for step, _ in curves["train"]] == [1, 2, 3, 4, 5]
-    assert [step for step, _ in curves["eval"]] == [2, 4, 5]  # 5: the final evaluation
-    assert resumed.summary["curves"] == curves  # steps 1-2 from the checkpoint, 3-5 recomputed
+    assert [step for step, _ in curves["train"]] == [1, 2, 3]
+    assert [step for step, _ in curves["eval"]] == [2, 3]  # 3: the final evaluation
+    assert resumed.summary["curves"] == curves  # steps 1-2 from the checkpoint, 3 recomputed
     assert resumed.summary["final_eval"]["eval_loss"] == whole.summary["final_eval"]["eval_loss"]
     final = whole.summary["final_eval"]
     assert final["eval_loss"] == whole.summary["eval_loss"] == curves["eval"][-1][1]

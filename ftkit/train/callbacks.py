@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 
+import torch
 from transformers import EarlyStoppingCallback, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
@@ -90,8 +91,6 @@ class MemoryMeter(TrainerCallback):
         self.cuda_peak: int | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        import torch
-
         if torch.cuda.is_available() and not args.use_cpu:
             torch.cuda.reset_peak_memory_stats()
 
@@ -103,8 +102,6 @@ class MemoryMeter(TrainerCallback):
             self.parts["optimizer"] = optimizer_bytes(optimizer)
 
     def on_train_end(self, args, state, control, **kwargs):
-        import torch
-
         if torch.cuda.is_available() and not args.use_cpu:
             self.cuda_peak = torch.cuda.max_memory_allocated()
 

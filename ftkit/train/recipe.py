@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from .. import dialects, models
@@ -189,8 +190,6 @@ def split_train_eval(cfg, train, read_eval):
 
 def check_precision(cfg, args: dict) -> None:
     """fp16/bf16/tf32 only where the hardware has them; say so clearly where it has not."""
-    import torch
-
     cuda = torch.cuda.is_available() and not cfg.use_cpu
     if cfg.fp16 and not cuda:
         raise FtkitError("fp16: true needs an NVIDIA GPU (its loss scaling is CUDA-only). "
@@ -205,11 +204,11 @@ def check_precision(cfg, args: dict) -> None:
 
 def common_arguments(cfg) -> dict:
     """TrainingArguments fields every stage shares; a stage adds its own and picks the class."""
-    import torch
-
     args = cfg.training_arguments()
     check_precision(cfg, args)
-    require_deepspeed(cfg)
+    deepspeed = require_deepspeed(cfg)  # checked and resolved for this machine, or None
+    if deepspeed is not None:
+        args["deepspeed"] = deepspeed
     # Under torchrun on CPUs, Trainer would otherwise start no DDP at all; and Trainer takes
     # bf16 on a machine without a GPU only as CPU autocast, which it ties to use_cpu.
     if cpu_processes_need_flag(cfg.use_cpu) or (cfg.bf16 and not torch.cuda.is_available()):
