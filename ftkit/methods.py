@@ -114,8 +114,13 @@ def lora_config(cfg=None, **fields):
 
 def prompt_config(model, cfg=None, **fields):
     """peft config of a prompt method: prefix (P-Tuning v2), ptuning (v1) or prompt tuning."""
-    from peft import (PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig,
-                      PromptTuningInit, TaskType)
+    from peft import (
+        PrefixTuningConfig,
+        PromptEncoderConfig,
+        PromptTuningConfig,
+        PromptTuningInit,
+        TaskType,
+    )
 
     cfg = as_config(cfg, **fields)
     hidden = model.config.hidden_size

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from ftkit.data.mixing import check_task_weights, mix, mixture_probabilities, prepare_tasks
 from ftkit.errors import FtkitError
 from ftkit.paths import DATA_DIR
-from ftkit.data.mixing import check_task_weights, mix, mixture_probabilities, prepare_tasks
 from ftkit.train.multitask import TaskWeights, token_losses, train_multitask
 
 TASKS = ["sentiment", "summary", "translation"]

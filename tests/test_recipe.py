@@ -62,7 +62,7 @@ def test_the_recipe_calls_a_stages_hooks_in_order(tiny_run):
     assert result.summary["recorded_train_rows"] == 8 and result.summary["steps"] == 3
 
 
-def test_continued_pretraining_learns_every_token_and_refuses_chat_data(tiny_run, capsys):
+def test_continued_pretraining_learns_every_token_and_refuses_chat_data(tiny_run):
     from ftkit import models
 
     tokenizer = models.load_tokenizer(tiny_run["model_name_or_path"])
