@@ -18,9 +18,9 @@ STAGE_FIELDS = {
     "sft": dict(train_file=str(DATA_DIR / "identity.jsonl"), lora_dropout=0.1),
     "pt": dict(stage="pt", train_file=str(DATA_DIR / "pretrain_text.jsonl")),
     "dpo": dict(stage="dpo", train_file=str(DATA_DIR / "preference.jsonl")),
-    # dynamic task weights live in the trainer and are not checkpointed: static ones resume
+    # dynamic task weights: their running state is saved with each checkpoint and resumed
     "multitask": dict(train_file=str(DATA_DIR / "multitask.jsonl"), max_samples=4,
-                      mix_strategy="interleave", task_loss_weighting="static",
+                      mix_strategy="interleave", task_loss_weighting="dynamic",
                       task_weights={"sentiment": 1, "summary": 1, "translation": 2}),
 }
 STAGES = list(STAGE_FIELDS)

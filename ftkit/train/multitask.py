@@ -18,7 +18,12 @@ final model, on the held-out rows when there are any: ``per_task_loss_on``), ``t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.mixing import TASK_ID_COLUMN, check_task_weights, mixture_probabilities, prepare_tasks
 from ..errors import ConfigError
@@ -27,7 +32,8 @@ from .recipe import FtkitTrainer, RunResult, Stage, StageData, data_path, run
 
 # check_task_weights and mixture_probabilities live in ftkit.data.mixing; lesson 09 imports
 # them from here.
-__all__ = ["is_multitask", "TaskCollator", "TaskWeights", "token_losses", "MultiTaskTrainer",
+__all__ = ["is_multitask", "TaskCollator", "TaskWeights", "SaveTaskWeights", "resume_task_weights",
+           "token_losses", "MultiTaskTrainer",
            "per_task_loss", "MultiTaskStage", "STAGE", "train_multitask", "check_task_weights",
            "mixture_probabilities"]
 
@@ -74,6 +80,39 @@ class TaskWeights:
         self.first = torch.where(torch.isnan(self.first) & seen, mean, self.first)
         blended = self.momentum * self.smooth + (1 - self.momentum) * mean
         self.smooth = torch.where(seen, torch.where(torch.isnan(self.smooth), mean, blended), self.smooth)
+
+    def state_dict(self) -> dict:
+        return {"tasks": self.tasks, "first": self.first.tolist(), "smooth": self.smooth.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.first = torch.tensor(state["first"], dtype=torch.float32)
+        self.smooth = torch.tensor(state["smooth"], dtype=torch.float32)
+
+
+TASK_WEIGHTS_FILE = "task_weights.json"
+
+
+class SaveTaskWeights(TrainerCallback):
+    """Write the dynamic weights' running state into each checkpoint, so a resumed run goes
+    on weighting the tasks as the uninterrupted one does (Trainer saves only its own state)."""
+
+    def __init__(self, weights: TaskWeights):
+        self.weights = weights
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            (folder / TASK_WEIGHTS_FILE).write_text(json.dumps(self.weights.state_dict()))
+
+
+def resume_task_weights(weights: TaskWeights, cfg) -> None:
+    """Load the weights' state from the checkpoint a resumed run starts from (when it has one)."""
+    checkpoint = cfg.resume_from_checkpoint
+    if checkpoint is True:
+        checkpoint = get_last_checkpoint(cfg.output_dir) if Path(cfg.output_dir).is_dir() else None
+    path = Path(checkpoint) / TASK_WEIGHTS_FILE if checkpoint else None
+    if path is not None and path.exists():
+        weights.load_state_dict(json.loads(path.read_text()))
 
 
 def token_losses(logits, labels):
@@ -171,11 +210,16 @@ class MultiTaskStage(Stage):
 
     def trainer(self, cfg, model, args, stage_data, tokenizer, callbacks, **kwargs):
         info = stage_data.info
-        return MultiTaskTrainer(
+        trainer = MultiTaskTrainer(
             model=model, args=args, data_collator=TaskCollator(tokenizer),
             train_dataset=stage_data.train, eval_dataset=stage_data.eval, processing_class=tokenizer,
             callbacks=callbacks, tasks=info["tasks"], weights=info["weights"],
             weighting=cfg.task_loss_weighting, **kwargs)
+        if cfg.task_loss_weighting == "dynamic":
+            trainer.add_callback(SaveTaskWeights(trainer.task_weights))
+            if cfg.resume_from_checkpoint:
+                resume_task_weights(trainer.task_weights, cfg)
+        return trainer
 
     def extras(self, cfg, trainer, stage_data, final_eval, before):
         # Per-task loss of the final model: on the held-out examples (already in the final
