@@ -41,18 +41,23 @@ def stacked_bars(estimates: dict, ax=None, cards_gb=(), title: str = "Memory per
     return fig
 
 
-def estimate_vs_measure(xs, estimated, measured, xlabel: str, title: str, ax=None):
-    """Estimated (line) and measured (dots) bytes against one setting, in MiB."""
+def estimate_vs_measure(xs, estimated, measured, xlabel: str, title: str, ax=None, label: str = ""):
+    """Estimated (line) and measured (dots) bytes against one setting, in MiB.
+
+    Call it again on the same ``ax`` with another ``label`` to add a series in the next colour.
+    """
     if ax is None:
         fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     else:
         fig = ax.figure
-    ax.plot(xs, [v / 2**20 for v in estimated], "-", color="tab:blue", label="estimate")
-    ax.plot(xs, [v / 2**20 for v in measured], "o", color="tab:red", label="measured")
+    colour = f"C{len(ax.lines) // 2}"
+    prefix = f"{label}: " if label else ""
+    ax.plot(xs, [v / 2**20 for v in estimated], "-", color=colour, label=f"{prefix}estimate")
+    ax.plot(xs, [v / 2**20 for v in measured], "o", color=colour, label=f"{prefix}measured")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("MiB")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 
