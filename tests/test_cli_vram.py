@@ -70,6 +70,9 @@ def test_config_json_file_and_seed_models(capsys, tmp_path):
     (["--activation-offload"], "gradient_checkpointing"),
     (["--method", "full", "--offload"], "zero=2 or zero=3"),
 ])
+def test_bad_input_exits_2_with_what_is_allowed(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and message in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv", [["--loss", "cut_cross_entropy"], ["--optim", "lion"], ["--attn", "xformers"]])
@@ -77,9 +80,6 @@ def test_unknown_kernel_or_optimizer_exits_2_listing_the_allowed(capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
         main(["vram", *argv])
     assert exit_info.value.code == 2 and "choose from" in capsys.readouterr().err
-def test_bad_input_exits_2_with_what_is_allowed(capsys, argv, message):
-    status, out, err = run(capsys, *argv)
-    assert status == 2 and message in err and "Traceback" not in err
 
 
 def test_malformed_config_exits_2(capsys, tmp_path):
