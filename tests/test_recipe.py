@@ -100,3 +100,19 @@ def test_no_private_name_crosses_modules_and_no_ftkit_import_hides_in_a_function
                 if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("ftkit")):
                     problems.append(f"{path.name}:{node.lineno} imports ftkit inside {function.name}()")
     assert not problems, "\n".join(problems)
+
+
+def test_data_named_through_a_dataset_registry_is_read_and_joined(tiny_run):
+    # LLaMA-Factory's `dataset: a,b` resolves (ftkit.dialects) to DatasetSpec entries; every
+    # stage reads them through the recipe, joined into one training set.
+    from ftkit import models
+    from ftkit.config import DatasetSpec
+
+    spec = DatasetSpec(name="instructions", file=str(DATA_DIR / "instruction.json"))
+    cfg = RunConfig(**dict(tiny_run, train_file=None, max_samples=None, max_seq_length=256,
+                           datasets=[spec, spec.model_copy(update={"name": "again"})],
+                           eval_datasets=[spec]))
+    tokenizer = models.load_tokenizer(tiny_run["model_name_or_path"])
+    train, evaluation = sft.prepare_datasets(cfg, tokenizer, verbose=False)
+    assert len(train) == 2 * len(evaluation) == 120  # 60 records, twice; the eval set once
+    assert train["input_ids"][:60] == train["input_ids"][60:]

@@ -25,21 +25,29 @@ from .. import data
 from ..errors import FtkitError
 from ..methods import lora_config, prepare_kbit
 from ..plots.alignment import save_rewards_plot
-from .recipe import RunResult, Stage, StageData, build_arguments, data_path, run, split_train_eval
+from .recipe import (
+    RunResult,
+    Stage,
+    StageData,
+    build_arguments,
+    has_training_data,
+    run,
+    split_train_eval,
+)
 from .summary import last_logged
 
 REWARDS_PLOT_FILE = "dpo_rewards.png"
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 
 
-def read_preferences(cfg, name: str, verbose: bool = True):
-    """One file of preference pairs; other data are refused with what the file holds instead."""
-    dataset = data.load(data_path(name), format=cfg.data_format, encoding=cfg.encoding,
-                        verbose=verbose)
+def read_preferences(cfg, path: str, verbose: bool = True, **load_arguments):
+    """One source of preference pairs; other data are refused with what the file holds instead."""
+    dataset = data.load(path, **{"format": cfg.data_format, **load_arguments},
+                        encoding=cfg.encoding, verbose=verbose)
     missing = [c for c in PREFERENCE_COLUMNS if c not in dataset.column_names]
     if missing:
         raise FtkitError(
-            f"{name}: stage dpo needs preference pairs (prompt, chosen, rejected) but this file "
+            f"{path}: stage dpo needs preference pairs (prompt, chosen, rejected) but this file "
             f"holds {', '.join(dataset.column_names)} data, with no {', '.join(missing)}. Write one "
             'record per line like {"prompt": "...", "chosen": "better answer", "rejected": '
             '"worse answer"} (see data/preference.jsonl), or train this file with stage: sft.')
@@ -47,12 +55,12 @@ def read_preferences(cfg, name: str, verbose: bool = True):
 
 
 def load_preferences(cfg, verbose: bool = True):
-    """``(train, eval or None)``: preference pairs from ``train_file`` / ``val_file``."""
-    if not cfg.train_file:
+    """``(train, eval or None)``: preference pairs from ``train_file`` / ``val_file`` (or the
+    registry's ``datasets`` / ``eval_datasets``)."""
+    if not has_training_data(cfg):
         raise FtkitError("train_file is not set: stage dpo needs preference pairs, "
                          "e.g. train_file: data/preference.jsonl")
-    return split_train_eval(cfg, read_preferences(cfg, cfg.train_file, verbose),
-                            lambda name: read_preferences(cfg, name, verbose))
+    return split_train_eval(cfg, lambda path, **kw: read_preferences(cfg, path, verbose, **kw))
 
 
 class FtkitDPOTrainer(DPOTrainer):

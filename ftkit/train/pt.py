@@ -16,18 +16,18 @@ import math
 
 from ..errors import FtkitError
 from . import collate
-from .recipe import StageData, split_train_eval
+from .recipe import StageData, has_training_data, split_train_eval
 from .sft import SupervisedStage, read, tokenize
 
 TEXT_COLUMN = "text"
 
 
-def read_text(cfg, name: str, verbose: bool = True):
-    """A file of plain-text documents; chat or preference data are refused with the reason."""
-    dataset = read(cfg, name, verbose)
+def read_text(cfg, path: str, verbose: bool = True, **load_arguments):
+    """A source of plain-text documents; chat or preference data are refused with the reason."""
+    dataset = read(cfg, path, verbose, **load_arguments)
     if TEXT_COLUMN not in dataset.column_names:
         raise FtkitError(
-            f"{name}: stage pt trains on plain text (one {{\"text\": \"...\"}} per record, or a "
+            f"{path}: stage pt trains on plain text (one {{\"text\": \"...\"}} per record, or a "
             f".txt file), but this file holds {', '.join(dataset.column_names)} data. Train chat "
             "or instruction data with stage: sft, preference pairs with stage: dpo.")
     return dataset.select_columns([TEXT_COLUMN])
@@ -35,11 +35,10 @@ def read_text(cfg, name: str, verbose: bool = True):
 
 def prepare_texts(cfg, tokenizer, verbose: bool = True):
     """``(train, eval or None)``: every token learned, EOS closing each document."""
-    if not cfg.train_file:
+    if not has_training_data(cfg):
         raise FtkitError("train_file is not set: stage pt needs plain text, "
                          "e.g. train_file: data/pretrain_text.jsonl")
-    train, evaluation = split_train_eval(cfg, read_text(cfg, cfg.train_file, verbose),
-                                         lambda name: read_text(cfg, name, verbose))
+    train, evaluation = split_train_eval(cfg, lambda path, **kw: read_text(cfg, path, verbose, **kw))
     return tuple(tokenize(cfg, tokenizer, part, verbose) if part is not None else None
                  for part in (train, evaluation))
 

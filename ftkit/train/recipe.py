@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
@@ -181,12 +182,32 @@ def data_path(name: str | None) -> str | None:
     return str(bundled) if bundled.exists() else name
 
 
-def split_train_eval(cfg, train, read_eval):
-    """``(train, eval or None)``: ``max_samples`` first rows, then ``val_file`` (read by
-    ``read_eval(name)``) or else a ``val_size`` fraction held out with the run's seed."""
+def sources(cfg, file: str | None, specs) -> list[tuple[str, dict]]:
+    """``[(path, ftkit.data.load keyword arguments), ...]``: a dataset registry's resolved
+    ``specs`` (LLaMA-Factory's ``dataset_info.json``) when the config has them, else ``file``."""
+    if specs:
+        return [(spec.file, {k: v for k, v in spec.load_arguments().items() if k != "path"})
+                for spec in specs]
+    return [(data_path(file), {"format": cfg.data_format})] if file else []
+
+
+def has_training_data(cfg) -> bool:
+    return bool(cfg.train_file or cfg.datasets)
+
+
+def split_train_eval(cfg, read):
+    """``(train, eval or None)``: ``train_file`` (or the registry's ``datasets``, joined), its
+    ``max_samples`` first rows, then ``val_file`` (or ``eval_datasets``) or else a ``val_size``
+    fraction held out with the run's seed. ``read(path, **load_arguments)`` reads one source
+    the stage's way (and refuses data it cannot train)."""
+    def read_all(file, specs):
+        parts = [read(path, **arguments) for path, arguments in sources(cfg, file, specs)]
+        return (parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)) if parts else None
+
+    train = read_all(cfg.train_file, cfg.datasets)
     if cfg.max_samples:
         train = train.select(range(min(cfg.max_samples, len(train))))
-    evaluation = read_eval(cfg.val_file) if cfg.val_file else None
+    evaluation = read_all(cfg.val_file, cfg.eval_datasets)
     if evaluation is None and cfg.val_size:
         split = train.train_test_split(test_size=cfg.val_size, seed=cfg.seed)
         train, evaluation = split["train"], split["test"]

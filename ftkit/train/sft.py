@@ -11,14 +11,15 @@ from __future__ import annotations
 from .. import data
 from ..errors import ConfigError
 from . import collate
-from .recipe import FtkitTrainer, Stage, StageData, data_path, split_train_eval
+from .recipe import FtkitTrainer, Stage, StageData, has_training_data, split_train_eval
 
 LENGTH_COLUMN = "length"  # read by group_by_length without decoding the examples
 
 
-def read(cfg, name: str, verbose: bool = True):
-    """One data file of the config, in the canonical shape (``messages`` or ``text``)."""
-    return data.load(data_path(name), format=cfg.data_format, encoding=cfg.encoding, verbose=verbose)
+def read(cfg, path: str, verbose: bool = True, **load_arguments):
+    """One data source of the config, in the canonical shape (``messages`` or ``text``)."""
+    return data.load(path, **{"format": cfg.data_format, **load_arguments},
+                     encoding=cfg.encoding, verbose=verbose)
 
 
 def tokenize(cfg, tokenizer, dataset, verbose: bool = True):
@@ -33,10 +34,9 @@ def tokenize(cfg, tokenizer, dataset, verbose: bool = True):
 
 def prepare_datasets(cfg, tokenizer, verbose: bool = True):
     """``(train, eval or None)`` of a config, tokenized with assistant-only labels."""
-    if not cfg.train_file:
+    if not has_training_data(cfg):
         raise ConfigError("train_file is not set: name a data file, e.g. data/identity.jsonl")
-    train, evaluation = split_train_eval(cfg, read(cfg, cfg.train_file, verbose),
-                                         lambda name: read(cfg, name, verbose))
+    train, evaluation = split_train_eval(cfg, lambda path, **kw: read(cfg, path, verbose, **kw))
     return tuple(tokenize(cfg, tokenizer, part, verbose) if part is not None else None
                  for part in (train, evaluation))
 
