@@ -23,6 +23,10 @@ NOTE = ("All targets are met. The largest activation error is gradient checkpoin
         "before the last are made, so the estimate is a few hidden-size vectors per token too high "
         "(conservative). Freeze (+2.4%) counts the first trainable layer as if its input needed a gradient. "
         "Wall times are from a machine shared with other jobs.")
+TIMELINE_NOTE = ("The live set at the end of backward and after the update is exact in every setting; at the loss it "
+                 "is the activation estimate's error again (largest: LoRA with checkpointing, +5%). The sum of "
+                 "components is never reached: the peak is the forward phase for every PEFT method, and for full "
+                 "fine-tuning the end of backward (gradients + Adam) unless the activations outweigh the gradients.")
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "amp_weight_copies")
 PHASES = ("forward", "backward_end", "optimizer")
 # (method, batch, seq_len, gradient checkpointing, attention, autocast bf16)
@@ -147,6 +151,9 @@ def main(argv=None) -> int:
         "| phase | median abs error | max abs error |",
         "|---|---|---|",
         *[f"| {p} | {statistics.median(v):.2f}% | {max(v):.2f}% |" for p, v in phase_errors.items() if v],
+        "",
+        TIMELINE_NOTE,
+        "",
         NOTE,
         "No GPU was available on this machine: the GPU comparison (estimate vs "
         "`torch.cuda.max_memory_allocated` for real architectures at 512 and 2048 tokens) is still to be run.",
