@@ -25,7 +25,7 @@ NOTE = ("All targets are met. The largest activation error is gradient checkpoin
         "Wall times are from a machine shared with other jobs.")
 TIMELINE_NOTE = ("The live set at the end of backward and after the update is exact in every setting; at the loss it "
                  "is the activation estimate's error again (largest: LoRA with checkpointing, +5%). The sum of "
-                 "components is never reached: the peak is the forward phase for every PEFT method, and for full "
+                 "components is reached only where the gradients are negligible (prompt tuning): the peak is the forward phase for every PEFT method, and for full "
                  "fine-tuning the end of backward (gradients + Adam) unless the activations outweigh the gradients.")
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "amp_weight_copies")
 PHASES = ("forward", "backward_end", "optimizer")
