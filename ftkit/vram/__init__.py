@@ -11,11 +11,16 @@ from .estimate import CUDA_CONTEXT_BYTES, METRICS, Estimate, estimate
 from .for_config import estimate_for_config, predicted_bytes_for_config
 from .measure import ActivationMeter, Measurement, grad_bytes, measure, optimizer_bytes, param_bytes
 from .optimizers import OPTIMIZERS
-from .params import (Architecture, Experts, architecture, count_model_parameters, load_model_config,
-                     lora_modules)
+from .params import (
+                     Architecture,
+                     Experts,
+                     architecture,
+                     count_model_parameters,
+                     load_model_config,
+                     lora_modules,
+)
 from .presets import preset_names
-from .settings import ALL_METHODS as METHODS
-from .settings import VramSettings
+from .settings import ALL_METHODS as METHODS, VramSettings
 from .tensors import ParamTensor
 
 __all__ = [

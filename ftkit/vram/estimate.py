@@ -25,7 +25,12 @@ import math
 from dataclasses import dataclass, field
 
 from ..units import CARDS_GB
-from .activations import activation_bytes, amp_weight_copy_bytes, logits_bytes, logits_transient_bytes
+from .activations import (
+    activation_bytes,
+    amp_weight_copy_bytes,
+    logits_bytes,
+    logits_transient_bytes,
+)
 from .optimizers import is_paged, state_bytes, step_temporary_bytes
 from .params import Architecture, architecture, lora_modules
 from .settings import VramSettings, vram_settings

@@ -30,7 +30,7 @@ def timeline(parts: dict, buffers: dict, *, step_temp: int, largest_grad: int, s
     ``recompute``: the part of the activations that only exists while backward recomputes a
     checkpointed layer (then the logits are gone and gradients are accumulating).
     """
-    W, O, G = parts["weights"], parts["optimizer"], parts["gradients"]
+    W, O, G = parts["weights"], parts["optimizer"], parts["gradients"]  # noqa: E741 (the names of the docstring)
     A, L, C = parts["activations"] - recompute, parts["logits"], parts["amp_weight_copies"]
     ddp = parts.get("ddp_buckets", 0)
     if settings.optimizer_in_backward:
