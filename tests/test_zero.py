@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from ftkit.cli import main
-from ftkit.paths import CONFIGS_DIR, DATA_DIR, REPO_ROOT
+from ftkit.paths import CONFIGS_DIR, REPO_ROOT
 from ftkit.train import deepspeed as ds
 
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None

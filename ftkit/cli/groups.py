@@ -123,8 +123,7 @@ def run_edit(args) -> int:
 
 
 def run_delete(args) -> int:
-    from ..groups import delete_group, group_path
-    from ..groups import GroupError
+    from ..groups import GroupError, delete_group, group_path
 
     namespace = _namespace(args)
     confirmed = args.yes

@@ -10,8 +10,16 @@ repetition), ``run_doctor`` (what a training log says went wrong), ``findings``.
 >>> print(report.table())
 """
 
-from .evaluate import (GENERAL_QUESTIONS, EvalReport, answer_loss, evaluate, forgetting,
-                       general_answers, preference_rewards, repetition)
+from .evaluate import (
+    GENERAL_QUESTIONS,
+    EvalReport,
+    answer_loss,
+    evaluate,
+    forgetting,
+    general_answers,
+    preference_rewards,
+    repetition,
+)
 from .findings import Finding, format_findings
 from .generation import Answer, Decoding, end_of_turn, generate_answers, stop_ids
 from .metrics import bleu_4, exact_match, rouge_l, score, token_f1

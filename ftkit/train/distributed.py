@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 
 
-
 def world_size() -> int:
     """Processes in this run (1 when not launched by torchrun / accelerate / deepspeed)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
