@@ -36,7 +36,7 @@ def test_ceiling_reports_both_dtypes():
     assert len(result["fp32_by_shape"]) == 5
 
 
-def test_course_runtime_table(tmp_path):
+def test_course_runtime_table():
     runtime = _module("course_runtime")
     rows = [{"notebook": "notebooks/00_welcome.ipynb", "seconds": 61.0, "passed": True},
             {"notebook": "notebooks/04_lora.ipynb", "seconds": 203.0, "passed": False}]
