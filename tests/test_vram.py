@@ -117,6 +117,8 @@ def test_zero_partitions_states_over_gpus():
     n = PUBLISHED["llama-2-7b"]
     ddp = vram.estimate("llama-2-7b", "full", gpus=4)
     assert ddp.bytes["ddp_buckets"] == ddp.bytes["gradients"]
+    one = vram.estimate("llama-2-7b", "full")
+    assert ddp.peak_bytes - one.peak_bytes == ddp.bytes["ddp_buckets"]  # the buckets live through every phase
     z1, z2, z3 = (vram.estimate("llama-2-7b", "full", gpus=4, zero=z) for z in (1, 2, 3))
     assert z1.bytes["weights"] == 2 * n and z1.bytes["gradients"] == 2 * n
     assert z1.bytes["optimizer"] == (12 * n + 4 * 291) // 4  # master weights + Adam, partitioned

@@ -12,10 +12,11 @@ and ``G`` gradients:
   gradient when it trains);
 * ``backward_recompute`` (gradient checkpointing): W + O + the checkpoints + one recomputed
   layer + G (as gradients fill in);
-* ``backward_end``: W + O + G (+ DDP's bucket copy): every activation is freed;
+* ``backward_end``: W + O + G: every activation is freed;
 * ``optimizer``: W + O + G + the step's scratch (AdamW's ``foreach`` path: one temporary the
   size of all trainable parameters).
 
+DDP's gradient buckets (a flat copy of G) are allocated once and count in every phase.
 Gradient accumulation keeps G alive through later micro-batches' forward and backward;
 ``optimizer_in_backward`` frees each gradient as soon as its parameter has stepped.
 """
@@ -37,11 +38,12 @@ def timeline(parts: dict, buffers: dict, *, step_temp: int, largest_grad: int, s
         G = min(G, largest_grad)  # one parameter's gradient at a time
     carried = G if settings.gradient_accumulation_steps > 1 else 0
     head_grad = largest_grad if settings.method == "full" else 0
+    W = W + ddp  # DDP's flat gradient buckets are allocated once and live through every phase
     phases = {
         "forward": W + O + A + L + C + buffers["forward"] + carried,
         "backward_start": W + O + A + L + C + buffers["backward"] + max(carried, head_grad),
         **({"backward_recompute": W + O + A + recompute + C + G} if recompute else {}),
-        "backward_end": W + O + G + ddp,
+        "backward_end": W + O + G,
         "optimizer": W + O + G + (0 if settings.optimizer_in_backward else step_temp),
     }
     return {k: int(v) for k, v in phases.items()}
