@@ -47,10 +47,13 @@ class ParameterCount:
 
 
 def count_parameters(model) -> ParameterCount:
-    """Count like peft's ``print_trainable_parameters``: a packed 4-bit tensor holds 2 values a byte."""
+    """Count like peft's ``print_trainable_parameters``: a packed 4-bit tensor holds 2 values a byte.
+
+    Under DeepSpeed ZeRO-3 each process holds an empty placeholder; ``ds_numel`` is the full size.
+    """
     trainable = total = 0
     for param in model.parameters():  # shared (tied) tensors are listed once
-        n = param.numel()
+        n = getattr(param, "ds_numel", None) or param.numel()
         if param.__class__.__name__ == "Params4bit":
             n *= 2 * getattr(getattr(param, "quant_storage", None), "itemsize", 1)
         total += n

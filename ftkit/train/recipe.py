@@ -44,6 +44,7 @@ from .distributed import (
     require_deepspeed,
     world_size,
 )
+from .deepspeed import zero3_init_paused
 from .oom import is_out_of_memory, out_of_memory_error
 from .summary import build_summary, evaluation_summary, write_summary
 
@@ -312,8 +313,13 @@ def final_evaluation(trainer, eval_set) -> dict | None:
 
 
 def predicted_bytes(cfg, model, **overrides) -> int:
-    """What ``ftkit.vram`` predicts for this run (``overrides`` go to the estimate)."""
-    return int(estimate_for_config(cfg, model=model, **overrides).total_bytes)
+    """What ``ftkit.vram`` predicts for this run (``overrides`` go to the estimate).
+
+    The estimate builds the architecture on the meta device; under ZeRO-3 transformers would
+    build it through ``deepspeed.zero.Init``, which cannot copy meta tensors, so that is paused.
+    """
+    with zero3_init_paused():
+        return int(estimate_for_config(cfg, model=model, **overrides).total_bytes)
 
 
 def save_run(cfg, trainer, tokenizer, out: Path, summary: dict, extra_plots=()) -> None:
