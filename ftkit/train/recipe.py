@@ -37,6 +37,7 @@ from ..plots.training import loss_curve, save_loss_plot
 from ..vram import ActivationMeter, estimate_for_config
 from . import collate
 from .callbacks import early_stopping, quiet_if_asked, standard_callbacks, stopped_early
+from .deepspeed import zero3_init_paused
 from .distributed import (
     barrier,
     cpu_processes_need_flag,
@@ -44,7 +45,6 @@ from .distributed import (
     require_deepspeed,
     world_size,
 )
-from .deepspeed import zero3_init_paused
 from .oom import is_out_of_memory, out_of_memory_error
 from .summary import build_summary, evaluation_summary, write_summary
 
