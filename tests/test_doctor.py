@@ -204,3 +204,12 @@ def test_overfitting_curve_is_caught_with_the_early_stopping_step():
 def test_eval_rising_with_train_rising_is_not_called_overfitting():
     evals = [(4, 2.0), (8, 1.9), (12, 2.3), (16, 2.6), (20, 2.9)]
     assert "overfitting" not in codes(run_doctor.diagnose(history(falling(start=2, end=4), evals=evals)))
+
+
+def test_run_summary_carries_the_run_doctor(tiny_run):
+    from ftkit.train import finetune, read_summary
+
+    result = finetune(None, **tiny_run, verbose=False)
+    expected = [f.to_dict() for f in run_doctor.diagnose(result.log_history)]
+    assert result.summary["doctor"] == expected
+    assert read_summary(result.output_dir)["doctor"] == expected

@@ -73,6 +73,8 @@ def evaluation_summary(trainer, final_eval: dict | None, stopped_early: bool) ->
     ``best_step`` / ``best_metric`` are Trainer's own record (set when
     ``metric_for_best_model`` is, or ``load_best_model_at_end`` sets it to the loss).
     """
+    from ..eval.run_doctor import diagnose
+
     state, args = trainer.state, trainer.args
     best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     return {"curves": curves(state.log_history),
@@ -82,7 +84,9 @@ def evaluation_summary(trainer, final_eval: dict | None, stopped_early: bool) ->
             "best_step": state.best_global_step,
             "best_checkpoint": best,
             "loaded_best_model": bool(args.load_best_model_at_end and best),
-            "stopped_early": stopped_early}
+            "stopped_early": stopped_early,
+            # the run doctor: NaN, spikes, plateau, divergence, grad norms, overfitting
+            "doctor": [f.to_dict() for f in diagnose(state.log_history)]}
 
 
 def write_summary(summary: dict, output_dir) -> Path:
