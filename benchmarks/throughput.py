@@ -199,7 +199,7 @@ def run_ftkit(cfg, train_file: Path, workdir: Path, meter: Meter, name: str = "f
     if config.get("packing"):  # packed rows need the KV cache off, or examples attend to each other
         model = methods.load_base_model(config)
         data.prepare_model_for_packing(model)
-    from ftkit.train.run import FtkitTrainer
+    from ftkit.train.recipe import FtkitTrainer
 
     default_steps = FtkitTrainer.measure_steps
     if measure_steps is not None:

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import data, models
+from .data.templates import resolve_template
 from .errors import FtkitError
+from .eval.evaluate import data_file
 from .eval.findings import Finding
 from .eval.generation import end_of_turn
+from .train import resolve_config
+from .train.collate import make_collator
 
 IGNORE_INDEX = -100
 CONFIG_FILE = "run_config.yaml"
@@ -176,10 +181,6 @@ def check_config(cfg, tokenizer=None, max_examples: int | None = None) -> list[F
     generation config."""
     from transformers import GenerationConfig
 
-    from . import data, models
-    from .data.templates import resolve_template
-    from .eval.evaluate import data_file
-    from .train.collate import make_collator
 
     tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     template = cfg.template  # a name; None: the tokenizer's own
@@ -208,9 +209,6 @@ def check_run_dir(run_dir) -> list[Finding]:
     """After training: the saved template and generation config against the training config."""
     from transformers import AutoTokenizer, GenerationConfig
 
-    from . import models
-    from .data.templates import resolve_template
-    from .train import resolve_config
 
     run_dir = Path(run_dir)
     cfg = resolve_config(run_dir / CONFIG_FILE)
@@ -229,7 +227,6 @@ def check_run_dir(run_dir) -> list[Finding]:
 
 def diagnose(path) -> list[Finding]:
     """Findings for a config file (before training) or a run's output folder (after)."""
-    from .train import resolve_config
 
     path = Path(path)
     if path.is_dir():

@@ -145,7 +145,7 @@ def test_cli_validates_a_name_in_a_dataset_dir(capsys):
     assert main(["data", "validate", "on_the_hub", "--dataset-dir", str(DIR)]) == 2
 
 
-def test_cli_converts_a_named_dataset(tmp_path, capsys):
+def test_cli_converts_a_named_dataset(tmp_path):
     out = tmp_path / "pairs.jsonl"
     assert main(["data", "convert", "my_dpo", "--dataset-dir", str(DIR), "--to", "preference",
                  "-o", str(out)]) == 0

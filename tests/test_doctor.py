@@ -66,7 +66,7 @@ def test_end_token_masked_alone_with_a_distinct_pad_is_caught(tokenizer, example
     distinct = copy.deepcopy(tokenizer)
     distinct.pad_token = "<|endoftext|>"
     eot = doctor.end_of_turn(tokenizer)[1]
-    masked = [dict(e, labels=[-100 if t == eot else l for t, l in zip(e["input_ids"], e["labels"])])
+    masked = [dict(e, labels=[-100 if t == eot else label for t, label in zip(e["input_ids"], e["labels"])])
               for e in examples]
     assert codes(doctor.check_labels(masked, distinct)) == {"end_token_masked"}
     assert codes(doctor.check_labels(masked, tokenizer)) == {"pad_eos_masked"}
@@ -138,7 +138,7 @@ def test_saved_generation_config_without_end_token_is_caught(tmp_path, tokenizer
     assert codes(doctor.diagnose(fixed)) == {"pad_is_eos"}
 
 
-def test_cli_doctor_exit_status(tmp_path, tokenizer):
+def test_cli_doctor_exit_status(tmp_path):
     from ftkit.cli import main
 
     good = tmp_path / "good.yaml"

@@ -81,7 +81,7 @@ def _train_modules():
     """The recipe, its stages and helpers (the scale-out modules beside them are checked by
     the import contracts)."""
     train = ["__init__", "recipe", "sft", "pt", "dpo", "multitask", "callbacks", "collate",
-             "summary", "oom", "run"]
+             "summary", "oom"]
     return [PACKAGE / "train" / f"{name}.py" for name in train] + [
         PACKAGE / "methods.py", PACKAGE / "infer.py", PACKAGE / "data" / "mixing.py"]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from ..doctor import diagnose
+from ..eval.findings import format_findings, has_errors
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,8 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..doctor import diagnose
-    from ..eval.findings import format_findings, has_errors
 
     findings = diagnose(args.path)
     if args.json:

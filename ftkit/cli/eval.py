@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+from .. import data
+from ..errors import FtkitError
+from ..eval import Decoding, evaluate
+from .chat import load_for_chat
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,10 +33,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .. import data
-    from ..errors import FtkitError
-    from ..eval import Decoding, evaluate
-    from .chat import load_for_chat
 
     if args.base and not args.adapter:
         raise FtkitError("--base compares the adapter's model with its base: pass --adapter DIR")

@@ -22,6 +22,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import data
+from ..data import tokenize_messages
+from ..infer import perplexity
+from ..paths import REPO_ROOT
 from . import metrics
 from .generation import Decoding, generate_answers
 
@@ -79,7 +83,6 @@ def model_modes(model, compare_base: bool):
 
 def data_file(name) -> str:
     """A data file as given, or else inside the repository (so notebooks/ finds data/...)."""
-    from ..paths import REPO_ROOT
 
     path = Path(name)
     return str(REPO_ROOT / path) if not path.exists() and (REPO_ROOT / path).exists() else str(path)
@@ -90,11 +93,11 @@ def _answer_log_probs(model, tokenizer, conversations, template=None, max_seq_le
                       batch_size=8) -> list[tuple[float, int]]:
     """``(sum of log p, number of tokens)`` of the assistant tokens of each conversation."""
     import torch
+    from transformers import DataCollatorForSeq2Seq
 
-    from ..data import tokenize_messages
-    from ..train.collate import padding_collator
-
-    collate = padding_collator(tokenizer)
+    # Pad to the longest example; padded labels are -100 and cost no loss (as in training).
+    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
+                                     return_tensors="pt")
     examples = [tokenize_messages(c, tokenizer, template, max_seq_length) for c in conversations]
     out = []
     model.eval()
@@ -195,8 +198,6 @@ def general_answers(model, tokenizer, decoding: Decoding, template=None,
 def forgetting(model, tokenizer, compare_base: bool = True, decoding: Decoding | None = None,
                heldout_text=HELDOUT_TEXT, template=None) -> dict:
     """Perplexity on general held-out text and general-question accuracy, base vs tuned."""
-    from .. import data
-    from ..infer import perplexity
 
     decoding = decoding or Decoding(max_new_tokens=32)
     texts = [r["text"] for r in data.load(data_file(heldout_text), verbose=False)]
@@ -218,7 +219,6 @@ def evaluate(model, tokenizer, rows, compare_base: bool = False, decoding: Decod
              generate: bool = True, with_forgetting: bool = False, template=None,
              max_seq_length: int = 512) -> EvalReport:
     """Score ``rows`` (a path, a datasets.Dataset or a list of canonical records)."""
-    from .. import data
 
     if isinstance(rows, (str, Path)):
         rows = data.load(data_file(rows), verbose=False)
@@ -240,7 +240,6 @@ def evaluate(model, tokenizer, rows, compare_base: bool = False, decoding: Decod
 
 def _score(kind, model, tokenizer, rows, decoding, generate, template, max_seq_length,
            per_prompt, name) -> dict:
-    from ..infer import perplexity
 
     if kind == "preference":
         return preference_rewards(model, tokenizer, rows, template=template,

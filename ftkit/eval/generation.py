@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..data.templates import render
+from ..data.tokenize import answer_spans
+from ..infer import as_messages
+
 ANSWER_MARK = "ANSWER"  # a placeholder answer, to find where the template ends a turn
 
 
@@ -59,7 +63,6 @@ def end_of_turn(tokenizer, template: str | None = None) -> tuple[str, int] | Non
     Found by rendering a one-turn conversation: the last token of the assistant's span
     (ftkit's loss mask) after the answer text itself (``<|im_end|>`` for ChatML).
     """
-    from ..data.tokenize import answer_spans
 
     messages = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": ANSWER_MARK}]
     text, spans = answer_spans(messages, tokenizer, template)
@@ -88,8 +91,6 @@ def stop_ids(tokenizer, template: str | None = None) -> list[int]:
 
 def prompt_texts(conversations, tokenizer, template: str | None = None) -> list[str]:
     """Each conversation (a prompt string or messages ending with a user turn) rendered for answering."""
-    from ..data.templates import render
-    from ..infer import as_messages
 
     return [render(as_messages(c), tokenizer, template, add_generation_prompt=True)
             for c in conversations]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..eval.run_doctor import diagnose
+
 SUMMARY_FILE = "run_summary.json"
 
 
@@ -73,7 +75,6 @@ def evaluation_summary(trainer, final_eval: dict | None, stopped_early: bool) ->
     ``best_step`` / ``best_metric`` are Trainer's own record (set when
     ``metric_for_best_model`` is, or ``load_best_model_at_end`` sets it to the loss).
     """
-    from ..eval.run_doctor import diagnose
 
     state, args = trainer.state, trainer.args
     best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
