@@ -127,10 +127,11 @@ def test_features_ftkit_lacks_are_refused_with_file_and_line(tmp_path, text, lin
         read_config(path)
 
 
-def test_features_switched_off_are_kept_silently(tmp_path):
+def test_features_switched_off_are_read_and_listed_as_kept(tmp_path):
     path = _write(tmp_path, "finetuning_type: lora\nuse_badam: false\npissa_init: false\nflash_attn: auto\n")
     reading = read_config(path)
-    assert reading.config.method == "lora" and reading.kept == {"flash_attn": "auto"}
+    assert reading.config.method == "lora"
+    assert reading.kept == {"use_badam": False, "pissa_init": False, "flash_attn": "auto"}
 
 
 def test_stage_and_data_must_agree(tmp_path):

@@ -112,7 +112,8 @@ def read(data: dict) -> Draft:
     for key, feature, instead in FEATURES:
         if key in data and data[key] not in (None, False, 0, 0.0, "", "none", "None"):
             refuse(key, feature, instead)
-        data.pop(key, None)
+        if key in data:  # switched off: nothing to do, but never dropped in silence
+            draft.kept[key] = data.pop(key)
     written = "stage" in data
     stage = str(data.pop("stage", "sft")).lower()
     if stage in STAGE_REFUSALS:
