@@ -11,7 +11,10 @@ stderr is not compared: library warnings there carry install paths and depend on
 machines without the lesson being any different.
 """
 
-PENDING: list[str] = []
+PENDING: list[str] = [
+    "09_multitask_and_scale.ipynb",  # rewritten for ZeRO/FSDP2 measurements; not yet run in full
+    "13_evaluation.ipynb",  # new; sections 3-6 not yet run in full within the budget
+]
 
 collect_ignore = PENDING
 
