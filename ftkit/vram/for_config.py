@@ -22,7 +22,7 @@ def estimate_for_config(run_config, model=None, **overrides) -> Estimate:
     The device is the CPU when the run is on one (``use_cpu`` or no CUDA), so the total
     compares with the training run's measured bytes.
     """
-    from ..config import RunConfig
+    from ..config import PROMPT_METHODS, RunConfig
 
     cfg = run_config if isinstance(run_config, RunConfig) else RunConfig(**dict(run_config))
     source = model if model is not None else cfg.model_name_or_path
@@ -42,7 +42,9 @@ def estimate_for_config(run_config, model=None, **overrides) -> Estimate:
         num_virtual_tokens=cfg.num_virtual_tokens,
         dtype="bfloat16" if cfg.bf16 else "float16" if cfg.fp16 else "float32",
         freeze_trainable_layers=cfg.freeze_trainable_layers, lora_dropout=cfg.lora_dropout,
-        double_quant=getattr(cfg, "double_quant", True), packing=cfg.packing,
+        double_quant=getattr(cfg, "double_quant", True),
+        # the run pads instead for prompt methods (ftkit.train.collate.packing_allowed)
+        packing=cfg.packing and cfg.method not in PROMPT_METHODS,
         zero=zero, offload=offload, gpus=gpus,
         device="cpu" if cfg.use_cpu or not _cuda() else "cuda",
     )
