@@ -9,14 +9,12 @@ Also the per-task losses of a multi-task run (lesson 09).
 
 from __future__ import annotations
 
-from .training import _figure, _finish, history_of, series
+from .training import _figure, _finish, history_of, new_figure, series
 
 
 def rewards_curves(run, title: str = "DPO rewards"):
     """Two panels: chosen / rejected rewards and their margin; reward accuracy on the right."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 3.5), dpi=80)
+    fig = new_figure(figsize=(8, 3.5))
     left, right = fig.subplots(1, 2)
     for key, label in (("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"),
                        ("rewards/margins", "margin")):

@@ -10,12 +10,37 @@ from __future__ import annotations
 FIGSIZE, DPI = (6, 3.5), 80
 
 
+def new_figure(figsize=FIGSIZE, dpi=DPI):
+    """A figure outside pyplot (a notebook shows it once, as the cell's result, not twice)."""
+    from matplotlib.figure import Figure
+
+    _png_in_notebooks(Figure)
+    return Figure(figsize=figsize, dpi=dpi)
+
+
+def _png_in_notebooks(figure_type) -> None:
+    """Let IPython draw a bare ``Figure`` as a PNG. The inline backend registers this only once
+    pyplot has made a figure, so without it a lesson's figure shows as ``<Figure size ...>``."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(figure_type)
+    except KeyError:
+        from IPython.core.pylabtools import print_figure
+
+        png.for_type(figure_type, lambda fig: print_figure(fig, fmt="png", base64=True))
+
+
 def _figure(ax=None):
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure  # no pyplot: nothing is shown twice in notebooks
-
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    fig = new_figure()
     return fig, fig.add_subplot()
 
 
