@@ -9,7 +9,7 @@ from ftkit import groups
 from ftkit.config import RunConfig
 from ftkit.paths import DATA_DIR
 from ftkit.widgets.chat_panel import ChatPanel
-from ftkit.widgets.runs_view import Run, RunsView, recorder, settings_table
+from ftkit.widgets.runs_view import Run, RunsView, best_run, recorder, settings_table
 from ftkit.widgets.training_panel import FIELDS, TrainingPanel
 
 SEED_003_FIELDS = {"Scheduler", "Optimizer", "FP16", "LoRA_Alpha", "LoRA_R", "LoRA_Dropout", "Int4/8",
@@ -160,6 +160,30 @@ def test_runs_view_overlays_runs_and_names_the_best():
     fig = view.figure()
     assert [line.get_label() for line in fig.axes[0].lines] == ["a", "b"]
     assert view.plot.value[:4] == b"\x89PNG"  # the overlay drawn into the widget
+
+
+def test_with_held_out_data_the_best_run_is_chosen_by_eval_loss():
+    # "b" memorises (lowest training loss) but does worst on the held-out rows.
+    a = fake_run("a", [3.0, 2.0, 1.5, 1.4], learning_rate=1e-4)
+    b = fake_run("b", [3.0, 1.0, 0.5, 0.4], learning_rate=1e-3)
+    a.eval_steps, a.eval_losses = [2, 4], [2.2, 1.9]
+    b.eval_steps, b.eval_losses = [2, 4], [2.0, 2.6]
+    view = RunsView([a, b])
+    assert view.best().name == "a"
+    assert best_run(view.runs) == (a, "eval loss")
+    assert "a ★" in view.table.value and "<th>eval loss</th>" in view.table.value and "2.600" in view.table.value
+    labels = [line.get_label() for line in view.figure().axes[0].lines]
+    assert labels == ["a", "a eval", "b", "b eval"]
+    b.summary = {"eval_loss": 1.5}  # the final evaluation outranks the last logged one
+    assert view.best().name == "b"
+
+
+def test_the_recorder_keeps_eval_losses_apart_from_training_losses():
+    run = Run("r", RunConfig())
+    callback, state = recorder(run), type("State", (), {"global_step": 3})()
+    callback.on_log(None, state, None, logs={"loss": 2.0, "learning_rate": 1e-3})
+    callback.on_log(None, state, None, logs={"eval_loss": 2.5})
+    assert (run.losses, run.eval_losses, run.eval_steps) == ([2.0], [2.5], [3])
 
 
 def test_settings_table_shows_only_what_differs_plus_the_basics():

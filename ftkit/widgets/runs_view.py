@@ -1,5 +1,9 @@
 """The runs view: loss curves of every run so far, overlaid, with the settings that differ.
 
+Runs with held-out data (``val_file`` or ``val_size``) log an evaluation loss too; it is drawn
+dashed in each run's colour, and the best run is chosen by it (a training loss rewards
+memorising). Without evaluation the best run is the one with the lowest final training loss.
+
 Taught in lesson 11. A :class:`Run` is filled during training by the Trainer callback from
 :func:`recorder` (the training panel adds one to every run), or read back afterwards from a
 run's ``trainer_state.json`` with :meth:`Run.from_output_dir`.
@@ -24,13 +28,15 @@ ALWAYS_SHOWN = ("method", "learning_rate", "lora_rank")
 
 @dataclass
 class Run:
-    """One training run: its name, config and logged training losses."""
+    """One training run: its name, config, logged training losses and evaluation losses."""
 
     name: str
     config: RunConfig
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     learning_rates: list[float] = field(default_factory=list)  # logged with each loss
+    eval_steps: list[int] = field(default_factory=list)
+    eval_losses: list[float] = field(default_factory=list)  # on the held-out rows
     summary: dict = field(default_factory=dict)  # run_summary.json of a finished run
     seconds: float | None = None
     status: str = "running"  # running | done | failed
@@ -40,6 +46,14 @@ class Run:
         """Mean of the last three logged losses: one noisy step does not pick the winner."""
         tail = self.losses[-3:]
         return sum(tail) / len(tail) if tail else None
+
+    @property
+    def eval_loss(self) -> float | None:
+        """The final model's held-out loss (the summary's final evaluation), else the last logged."""
+        final = self.summary.get("eval_loss")
+        if final is not None:
+            return float(final)
+        return self.eval_losses[-1] if self.eval_losses else None
 
     @property
     def output_dir(self) -> Path:
@@ -56,9 +70,12 @@ class Run:
             raise FtkitError(f"{folder} holds no trainer_state.json: not a finished training run")
         log = json.loads(states[-1].read_text())["log_history"]
         rows = [entry for entry in log if "loss" in entry]
+        evals = [entry for entry in log if "eval_loss" in entry]
         return cls(name or folder.name, config or RunConfig(output_dir=str(folder)),
                    [r["step"] for r in rows], [r["loss"] for r in rows],
-                   [r["learning_rate"] for r in rows if "learning_rate" in r], status="done")
+                   [r["learning_rate"] for r in rows if "learning_rate" in r],
+                   eval_steps=[r["step"] for r in evals], eval_losses=[r["eval_loss"] for r in evals],
+                   status="done")
 
 
 def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = None):
@@ -79,6 +96,11 @@ def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = No
                 progress.value = state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "eval_loss" in logs:
+                run.eval_steps.append(state.global_step)
+                run.eval_losses.append(float(logs["eval_loss"]))
+                if on_update is not None:
+                    on_update(run)
             if logs and "loss" in logs:
                 run.steps.append(state.global_step)
                 run.losses.append(float(logs["loss"]))
@@ -91,7 +113,8 @@ def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = No
 
 
 def loss_figure(runs, title: str = "training loss", ax=None):
-    """A matplotlib figure with one loss curve per run, labelled with its name."""
+    """A matplotlib figure with one loss curve per run, labelled with its name; each run's
+    evaluation loss dashed, in the same colour."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -100,7 +123,10 @@ def loss_figure(runs, title: str = "training loss", ax=None):
         fig = ax.figure
     for run in runs:
         if run.losses:
-            ax.plot(run.steps, run.losses, marker=".", label=run.name)
+            line, = ax.plot(run.steps, run.losses, marker=".", label=run.name)
+            if run.eval_losses:
+                ax.plot(run.eval_steps, run.eval_losses, "o--", color=line.get_color(),
+                        label=f"{run.name} eval")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -118,17 +144,31 @@ def differing_keys(runs) -> list[str]:
     return list(dict.fromkeys([*ALWAYS_SHOWN, *varying]))
 
 
+def best_run(runs) -> tuple[Run | None, str]:
+    """The best finished run and the measure that chose it: the held-out loss when every
+    finished run has one, else the final training loss."""
+    done = [r for r in runs if r.status == "done" and r.final_loss is not None]
+    if done and all(r.eval_loss is not None for r in done):
+        return min(done, key=lambda r: r.eval_loss), "eval loss"
+    return min(done, key=lambda r: r.final_loss, default=None), "final training loss"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
 def settings_table(runs) -> str:
-    """An HTML table: run, status, final loss, and the settings that tell the runs apart."""
+    """An HTML table: run, status, final and eval loss, and the settings that tell the runs
+    apart; the best run starred."""
     if not runs:
         return "<i>no runs yet: press Train</i>"
     keys = differing_keys(runs)
-    best = min((r for r in runs if r.final_loss is not None), key=lambda r: r.final_loss, default=None)
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "final loss", *keys])
+    best, _ = best_run(runs)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "final loss", "eval loss", *keys])
     rows = []
     for run in runs:
-        loss = f"{run.final_loss:.3f}" if run.final_loss is not None else "-"
-        cells = [run.name + (" ★" if run is best else ""), run.status, loss]
+        cells = [run.name + (" ★" if run is best else ""), run.status, _number(run.final_loss),
+                 _number(run.eval_loss)]
         cells += [getattr(run.config, k) for k in keys]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return (f"<table class='ftkit-runs-table'><thead><tr>{head}</tr></thead>"
@@ -152,9 +192,8 @@ class RunsView(Panel):
         return run
 
     def best(self) -> Run | None:
-        """The finished run with the lowest final loss."""
-        done = [r for r in self.runs if r.status == "done" and r.final_loss is not None]
-        return min(done, key=lambda r: r.final_loss, default=None)
+        """The finished run with the lowest eval loss (or final training loss: :func:`best_run`)."""
+        return best_run(self.runs)[0]
 
     def figure(self, title: str = "training loss of every run"):
         return loss_figure(self.runs, title)

@@ -333,7 +333,8 @@ class TrainingPanel(Panel):
             self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
         else:
             run.status = "done"
-            self.status.value = f"{html.escape(run.name)}: done, final loss {run.final_loss:.3f}"
+            evaluated = f", eval loss {run.eval_loss:.3f}" if run.eval_loss is not None else ""
+            self.status.value = f"{html.escape(run.name)}: done, final loss {run.final_loss:.3f}{evaluated}"
         finally:
             run.seconds = time.perf_counter() - start
             self.train_button.disabled = False
