@@ -202,6 +202,7 @@ def compare(results: dict, reference: dict) -> list[dict]:
 
 def measure(strategies=STRATEGIES, workdir: Path | None = None) -> list[dict]:
     workdir = Path(workdir or tempfile.mkdtemp())
+    workdir.mkdir(parents=True, exist_ok=True)
     results = launch(2, strategies, workdir / "two.json")
     needed = sorted({"fsdp2" if s == "fsdp2" else "zero0" for s in strategies})
     reference = launch(1, needed, workdir / "one.json")

@@ -12,7 +12,6 @@ machines without the lesson being any different.
 """
 
 PENDING: list[str] = [
-    "09_multitask_and_scale.ipynb",  # rewritten for ZeRO/FSDP2 measurements; not yet run in full
     "13_evaluation.ipynb",  # new; sections 3-6 not yet run in full within the budget
 ]
 
