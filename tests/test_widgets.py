@@ -261,6 +261,7 @@ def test_train_button_runs_and_the_chat_panel_compares(panel):
     assert run.steps == [1, 2, 3, 4] and len(run.losses) == 4
     assert panel.progress.value == panel.progress.max == 4
     assert "final loss" in panel.status.value and panel.run_name.value == "run_2"
+    assert "eval loss" not in panel.status.value  # no held-out data, no evaluation claimed
     assert "run ★" in panel.runs.table.value
 
     chat_panel = ChatPanel(adapter=run.output_dir)
@@ -273,3 +274,17 @@ def test_train_button_runs_and_the_chat_panel_compares(panel):
     assert tuned.strip() and tuned == chat(tuned_model, tokenizer, question, 48)
     assert html.escape(base) in chat_panel.base_answer.value
     assert html.escape(tuned) in chat_panel.tuned_answer.value
+    # Each column says whether the answer stopped and how much of it repeats.
+    base_answer, _ = chat_panel.answers
+    assert base_answer.stopped and "stopped; repeated 3-grams" in chat_panel.base_answer.value
+    assert "repeated 3-grams" in chat_panel.tuned_answer.value
+
+
+def test_chat_answers_carry_stop_and_repetition_flags():
+    from ftkit.eval.generation import Answer
+    from ftkit.widgets.chat_panel import answer_html, flags
+
+    looping = Answer("a b c a b c", [1, 2, 3, 1, 2, 3], stopped=False)
+    assert flags(looping, 48) == "did not stop within 48 tokens; repeated 3-grams 25%"
+    assert "color:#b00020" in answer_html(looping, 48, "ftkit-tuned-answer")  # shown in red
+    assert flags(Answer("Paris.", [5, 6, 7], stopped=True), 48) == "stopped; repeated 3-grams 0%"

@@ -2,7 +2,9 @@
 
 Taught in lesson 11. The adapter is loaded onto the base model once; the base model's answer
 is generated with the adapter switched off (``PeftModel.disable_adapter``), so one copy of the
-weights serves both columns. Answers are greedy (:func:`ftkit.infer.chat`): the same every time.
+weights serves both columns. Answers are greedy: the same every time. Under each answer, two
+flags from :mod:`ftkit.eval`: did it stop with the template's end-of-turn token within the
+token budget, and how much of it repeats itself (the two symptoms of a tuned model that runs on).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import ipywidgets as widgets
 
 from .. import models
 from ..errors import FtkitError, ModelNotFoundError
-from ..infer import chat
+from ..eval.evaluate import repetition
+from ..eval.generation import Answer, Decoding, generate_answers
 from .panel import Panel
 
 ERROR_STYLE = "color:#b00020"
@@ -31,11 +34,25 @@ def load_pair(model_name: str | None, adapter: str | Path):
     return PeftModel.from_pretrained(model, str(adapter)).eval(), tokenizer
 
 
-def compare(model, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[str, str]:
-    """(base answer, tuned answer) of a PeftModel to one prompt."""
+def compare(model, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[Answer, Answer]:
+    """(base answer, tuned answer) of a PeftModel to one prompt, greedy."""
+    decoding = Decoding(max_new_tokens=max_new_tokens)
     with model.disable_adapter():
-        base = chat(model, tokenizer, prompt, max_new_tokens)
-    return base, chat(model, tokenizer, prompt, max_new_tokens)
+        base, = generate_answers(model, tokenizer, [prompt], decoding)
+    tuned, = generate_answers(model, tokenizer, [prompt], decoding)
+    return base, tuned
+
+
+def flags(answer: Answer, max_new_tokens: int) -> str:
+    """'stopped' or 'did not stop within N tokens', and the share of repeated 3-grams."""
+    stop = "stopped" if answer.stopped else f"did not stop within {max_new_tokens} tokens"
+    return f"{stop}; repeated 3-grams {repetition(answer.token_ids):.0%}"
+
+
+def answer_html(answer: Answer, max_new_tokens: int, css: str) -> str:
+    style = "" if answer.stopped else f" style='{ERROR_STYLE}'"
+    return (f"<p class='{css}'>{html.escape(answer.text)}</p>"
+            f"<small class='ftkit-answer-flags'{style}>{html.escape(flags(answer, max_new_tokens))}</small>")
 
 
 class ChatPanel(Panel):
@@ -55,6 +72,7 @@ class ChatPanel(Panel):
         self.status = widgets.HTML()
         self.ask_button.on_click(lambda _: self.ask())
         self._loaded = (None, None, None)  # (key, model, tokenizer)
+        self.answers: tuple[Answer, Answer] | None = None  # (base, tuned) of the last question
         columns = widgets.HBox([
             widgets.VBox([widgets.HTML("<b>base model</b>"), self.base_answer], layout={"width": "50%"}),
             widgets.VBox([widgets.HTML("<b>with the adapter</b>"), self.tuned_answer], layout={"width": "50%"}),
@@ -65,7 +83,8 @@ class ChatPanel(Panel):
         self.widget.add_class("ftkit-chat-panel")
 
     def ask(self, prompt: str | None = None) -> tuple[str, str] | None:
-        """Both answers to ``prompt`` (default: the prompt box); errors go to the status line."""
+        """Both answers' texts to ``prompt`` (default: the prompt box); the answers with their
+        stop and repetition flags are kept in ``answers``; errors go to the status line."""
         if prompt is not None:
             self.prompt.value = prompt
         self.status.value = "thinking ..."
@@ -74,11 +93,13 @@ class ChatPanel(Panel):
             if self._loaded[0] != key:
                 self._loaded = (key, *load_pair(*key))
             _, model, tokenizer = self._loaded
-            base, tuned = compare(model, tokenizer, self.prompt.value, self.max_new_tokens.value)
+            budget = self.max_new_tokens.value
+            base, tuned = compare(model, tokenizer, self.prompt.value, budget)
         except FtkitError as error:
             self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
             return None
-        self.base_answer.value = f"<p class='ftkit-base-answer'>{html.escape(base)}</p>"
-        self.tuned_answer.value = f"<p class='ftkit-tuned-answer'>{html.escape(tuned)}</p>"
+        self.base_answer.value = answer_html(base, budget, "ftkit-base-answer")
+        self.tuned_answer.value = answer_html(tuned, budget, "ftkit-tuned-answer")
         self.status.value = ""
-        return base, tuned
+        self.answers = (base, tuned)
+        return base.text, tuned.text
