@@ -9,7 +9,14 @@ from ftkit import groups
 from ftkit.config import RunConfig
 from ftkit.paths import DATA_DIR
 from ftkit.widgets.chat_panel import ChatPanel
-from ftkit.widgets.runs_view import Run, RunsView, best_run, recorder, settings_table
+from ftkit.widgets.runs_view import (
+    Run,
+    RunsView,
+    best_run,
+    evaluation_table,
+    recorder,
+    settings_table,
+)
 from ftkit.widgets.training_panel import FIELDS, TrainingPanel
 
 SEED_003_FIELDS = {"Scheduler", "Optimizer", "FP16", "LoRA_Alpha", "LoRA_R", "LoRA_Dropout", "Int4/8",
@@ -288,3 +295,15 @@ def test_chat_answers_carry_stop_and_repetition_flags():
     assert flags(looping, 48) == "did not stop within 48 tokens; repeated 3-grams 25%"
     assert "color:#b00020" in answer_html(looping, 48, "ftkit-tuned-answer")  # shown in red
     assert flags(Answer("Paris.", [5, 6, 7], stopped=True), 48) == "stopped; repeated 3-grams 0%"
+
+
+def test_the_evaluation_table_of_a_finished_run():
+    summary = {"eval_loss": 1.0, "best_metric": 0.9, "best_step": 4, "stopped_early": True,
+               "doctor": [{"code": "overfitting", "severity": "warning", "message": "eval loss rose.",
+                           "advice": "train fewer epochs"}]}
+    table = evaluation_table(summary)
+    assert "1.0000" in table and "2.72" in table  # perplexity = e ** eval loss
+    assert "0.9000 at step 4" in table and "<td>yes</td>" in table
+    assert "doctor: overfitting (warning)" in table and "train fewer epochs" in table
+    assert "no problem found" in evaluation_table({"eval_loss": 2.0, "doctor": []})
+    assert evaluation_table({"eval_loss": None, "doctor": []}) == ""  # nothing evaluated, no table

@@ -175,6 +175,31 @@ def settings_table(runs) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def evaluation_table(summary: dict) -> str:
+    """An HTML table of a finished run's evaluation (its ``run_summary.json``): the final
+    held-out loss and perplexity, the best evaluation and whether training stopped early,
+    then what the run doctor found. Empty when the run evaluated nothing."""
+    import math
+
+    final = summary.get("eval_loss")
+    findings = summary.get("doctor") or []
+    if final is None and not findings:
+        return ""
+    rows = []
+    if final is not None:
+        rows += [("eval loss (final model)", f"{final:.4f}"),
+                 ("perplexity on the held-out rows", f"{math.exp(min(final, 50)):.2f}")]
+        if summary.get("best_step") is not None:
+            rows.append(("best eval", f"{summary['best_metric']:.4f} at step {summary['best_step']}"))
+        rows.append(("stopped early", "yes" if summary.get("stopped_early") else "no"))
+    rows += [(f"doctor: {f['code']} ({f['severity']})", f"{f['message']} What to try: {f['advice']}")
+             for f in findings]
+    if not findings:
+        rows.append(("doctor", "no problem found"))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table class='ftkit-evaluation-table'><tbody>{body}</tbody></table>"
+
+
 class RunsView(Panel):
     """A widget overlaying the loss curves of ``runs``; call :meth:`refresh` after a change."""
 

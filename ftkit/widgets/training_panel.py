@@ -34,7 +34,7 @@ from ..models import DEFAULT_MODEL
 from ..paths import DATA_DIR, ftkit_home
 from ..vram import estimate_for_config, preset_names
 from .panel import Panel
-from .runs_view import Run, RunsView, recorder
+from .runs_view import Run, RunsView, evaluation_table, recorder
 
 ERROR_STYLE = "color:#b00020;font-size:90%"
 
@@ -149,6 +149,7 @@ class TrainingPanel(Panel):
         self.yaml_view = widgets.HTML()
         self.vram_view = widgets.HTML()
         self.status = widgets.HTML()
+        self.evaluation = widgets.HTML()  # the last run's evaluation table
         self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="steps")
         self.loss_plot = widgets.Output()
@@ -185,7 +186,7 @@ class TrainingPanel(Panel):
                             layout={"flex": "1 1 auto", "min_width": "280px", "margin": "0 0 0 16px"})
         self.widget = widgets.VBox([
             widgets.HTML("<h3>Training panel</h3>"), group_bar, widgets.HBox([form, live]),
-            widgets.HBox([self.train_button, self.progress]), self.status, self.loss_plot,
+            widgets.HBox([self.train_button, self.progress]), self.status, self.evaluation, self.loss_plot,
             self.runs.widget,
         ])
         self.widget.add_class("ftkit-training-panel")
@@ -323,11 +324,13 @@ class TrainingPanel(Panel):
         self.status.value = f"training {html.escape(run.name)} ..."
         start = time.perf_counter()
         self.loss_plot.clear_output()
+        self.evaluation.value = ""
         try:
             # Inside a kernel, finetune's live loss plot and its messages land in this Output.
             with self.loss_plot:
                 result = finetune(config, callbacks=[recorder(run, progress=self.progress)])
             run.summary = result.summary  # the trained model itself is not kept: memory
+            self.evaluation.value = evaluation_table(run.summary)
         except FtkitError as error:
             run.status = "failed"
             self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
