@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import precision
 from .errors import ConfigError, ModelNotFoundError
 from .paths import ftkit_home
 
@@ -140,10 +141,12 @@ def pick_device(device: str | None = None) -> str:
 
 
 def _torch_dtype(dtype):
+    """A torch dtype; ``"auto"`` (or None) is this machine's choice (:mod:`ftkit.precision`):
+    bfloat16 on a GPU that has it, float16 on an older GPU, float32 on a CPU."""
     import torch
 
     if dtype is None or dtype == "auto":
-        return torch.float32
+        return getattr(torch, precision.choose().weights)
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
@@ -185,13 +188,14 @@ def bnb_config(
 
 def load_model(
     name_or_path: str | None = None,
-    dtype="float32",
+    dtype="auto",
     device: str | None = None,
     quantization=None,
     trust_remote_code: bool = False,
     attn_implementation: str | None = "sdpa",
 ):
-    """A causal language model, ready on ``device``.
+    """A causal language model, ready on ``device``, in ``dtype`` (``"auto"``: bfloat16 on a
+    GPU that has it, float16 on an older one, float32 on a CPU).
 
     ``quantization`` is a ``BitsAndBytesConfig`` (see :func:`bnb_config`) or ``None``.
     """

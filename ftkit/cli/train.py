@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..dialects import load_config
+    from .. import precision
+    from ..dialects import read_config
     from ..errors import ConfigError
     from ..groups import DEFAULT_NAMESPACE, load_group
 
@@ -58,7 +59,9 @@ def run(args) -> int:
     if args.group is not None:
         cfg = load_group(args.group, args.namespace or DEFAULT_NAMESPACE, overrides=args.overrides)
     else:
-        cfg = load_config(args.config, dialect=args.dialect, overrides=args.overrides)
+        reading = read_config(args.config, dialect=args.dialect, overrides=args.overrides)
+        # Neither bf16 nor fp16 said: the precision this machine's GPU has (none on a CPU).
+        cfg = precision.for_training(reading.config, reading.sources)
         if cfg.dataset_names and not cfg.datasets:
             raise ConfigError(f"{args.config}: dataset names {', '.join(cfg.dataset_names)} are not "
                               "resolved: set dataset_dir to the folder holding dataset_info.json")
