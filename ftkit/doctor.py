@@ -181,7 +181,6 @@ def check_config(cfg, tokenizer=None, max_examples: int | None = None) -> list[F
     generation config."""
     from transformers import GenerationConfig
 
-
     tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     template = cfg.template  # a name; None: the tokenizer's own
     resolve_template(tokenizer, template)  # a base model without a template: say so first
@@ -209,7 +208,6 @@ def check_run_dir(run_dir) -> list[Finding]:
     """After training: the saved template and generation config against the training config."""
     from transformers import AutoTokenizer, GenerationConfig
 
-
     run_dir = Path(run_dir)
     cfg = resolve_config(run_dir / CONFIG_FILE)
     base_tokenizer = models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
@@ -227,7 +225,6 @@ def check_run_dir(run_dir) -> list[Finding]:
 
 def diagnose(path) -> list[Finding]:
     """Findings for a config file (before training) or a run's output folder (after)."""
-
     path = Path(path)
     if path.is_dir():
         if not (path / CONFIG_FILE).exists():

@@ -21,7 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-
     findings = diagnose(args.path)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], ensure_ascii=False))

@@ -33,7 +33,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-
     if args.base and not args.adapter:
         raise FtkitError("--base compares the adapter's model with its base: pass --adapter DIR")
     rows = data.load(args.data, verbose=False)

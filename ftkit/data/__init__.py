@@ -14,7 +14,7 @@ from .convert import convert, convert_records, from_canonical, to_canonical, wri
 from .formats import FORMATS, Format, canonical_name, detect_record, spec_format
 from .llamafactory import resolve as resolve_dataset_info
 from .loading import load, load_dataset_info
-from .packing import pack, packing_collator, prepare_model_for_packing
+from .packing import pack, packing_collator, pad_to_longest, prepare_model_for_packing
 from .report import DataError, Report
 from .stats import length_stats, suggest_max_seq_length, token_lengths
 from .templates import TEMPLATES, render, use_template
@@ -26,6 +26,6 @@ __all__ = [
     "resolve_dataset_info", "spec_format", "validate", "check_record",
     "canonical_name", "detect_record", "convert", "convert_records", "to_canonical",
     "from_canonical", "write_records", "TEMPLATES", "render", "use_template", "IGNORE_INDEX",
-    "answer_spans", "tokenize_messages", "tokenize_sft", "pack", "packing_collator",
+    "answer_spans", "tokenize_messages", "tokenize_sft", "pack", "packing_collator", "pad_to_longest",
     "prepare_model_for_packing", "length_stats", "suggest_max_seq_length", "token_lengths",
 ]

@@ -17,6 +17,15 @@ from __future__ import annotations
 from .tokenize import IGNORE_INDEX
 
 
+def pad_to_longest(tokenizer, pad_to_multiple_of: int | None = None):
+    """The alternative to packing: pad each batch to its longest example; padded labels are
+    -100 and cost no loss (training, and evaluation of the answer loss, batch alike)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX,
+                                  pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+
+
 def packing_collator():
     """The collator that packs a batch into one row with per-example position ids. The
     first label of every example becomes -100: no example learns to predict its first

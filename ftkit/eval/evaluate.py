@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import data
-from ..data import tokenize_messages
+from ..data import pad_to_longest, tokenize_messages
 from ..infer import perplexity
 from ..paths import REPO_ROOT
 from . import metrics
@@ -83,7 +83,6 @@ def model_modes(model, compare_base: bool):
 
 def data_file(name) -> str:
     """A data file as given, or else inside the repository (so notebooks/ finds data/...)."""
-
     path = Path(name)
     return str(REPO_ROOT / path) if not path.exists() and (REPO_ROOT / path).exists() else str(path)
 
@@ -93,11 +92,7 @@ def _answer_log_probs(model, tokenizer, conversations, template=None, max_seq_le
                       batch_size=8) -> list[tuple[float, int]]:
     """``(sum of log p, number of tokens)`` of the assistant tokens of each conversation."""
     import torch
-    from transformers import DataCollatorForSeq2Seq
-
-    # Pad to the longest example; padded labels are -100 and cost no loss (as in training).
-    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
-                                     return_tensors="pt")
+    collate = pad_to_longest(tokenizer)  # as training batches
     examples = [tokenize_messages(c, tokenizer, template, max_seq_length) for c in conversations]
     out = []
     model.eval()
@@ -198,7 +193,6 @@ def general_answers(model, tokenizer, decoding: Decoding, template=None,
 def forgetting(model, tokenizer, compare_base: bool = True, decoding: Decoding | None = None,
                heldout_text=HELDOUT_TEXT, template=None) -> dict:
     """Perplexity on general held-out text and general-question accuracy, base vs tuned."""
-
     decoding = decoding or Decoding(max_new_tokens=32)
     texts = [r["text"] for r in data.load(data_file(heldout_text), verbose=False)]
     result = {"perplexity": {}, "general_accuracy": {}, "general": []}
@@ -219,7 +213,6 @@ def evaluate(model, tokenizer, rows, compare_base: bool = False, decoding: Decod
              generate: bool = True, with_forgetting: bool = False, template=None,
              max_seq_length: int = 512) -> EvalReport:
     """Score ``rows`` (a path, a datasets.Dataset or a list of canonical records)."""
-
     if isinstance(rows, (str, Path)):
         rows = data.load(data_file(rows), verbose=False)
     rows = list(rows)

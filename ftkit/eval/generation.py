@@ -63,7 +63,6 @@ def end_of_turn(tokenizer, template: str | None = None) -> tuple[str, int] | Non
     Found by rendering a one-turn conversation: the last token of the assistant's span
     (ftkit's loss mask) after the answer text itself (``<|im_end|>`` for ChatML).
     """
-
     messages = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": ANSWER_MARK}]
     text, spans = answer_spans(messages, tokenizer, template)
     start, end = spans[-1]
@@ -91,7 +90,6 @@ def stop_ids(tokenizer, template: str | None = None) -> list[int]:
 
 def prompt_texts(conversations, tokenizer, template: str | None = None) -> list[str]:
     """Each conversation (a prompt string or messages ending with a user turn) rendered for answering."""
-
     return [render(as_messages(c), tokenizer, template, add_generation_prompt=True)
             for c in conversations]
 

@@ -10,7 +10,7 @@ and the attention mask built from those positions keeps examples from seeing eac
 from __future__ import annotations
 
 from ..config import PROMPT_METHODS
-from ..data import packing_collator
+from ..data import packing_collator, pad_to_longest
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 
@@ -27,11 +27,7 @@ class ModelInputsCollator:
 
 def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> ModelInputsCollator:
     """Pad to the longest example of the batch; pad labels with -100 so they cost no loss."""
-    from transformers import DataCollatorForSeq2Seq
-
-    return ModelInputsCollator(DataCollatorForSeq2Seq(
-        tokenizer, padding="longest", label_pad_token_id=-100,
-        pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"))
+    return ModelInputsCollator(pad_to_longest(tokenizer, pad_to_multiple_of))
 
 
 def make_collator(tokenizer, packing: bool = False) -> ModelInputsCollator:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from trl import DPOConfig, DPOTrainer
 
-from .. import data
 from ..errors import FtkitError
 from ..methods import lora_config, prepare_kbit
 from ..plots.alignment import save_rewards_plot
@@ -34,6 +33,7 @@ from .recipe import (
     run,
     split_train_eval,
 )
+from .sft import read
 from .summary import last_logged
 
 REWARDS_PLOT_FILE = "dpo_rewards.png"
@@ -42,8 +42,7 @@ PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 
 def read_preferences(cfg, path: str, verbose: bool = True, **load_arguments):
     """One source of preference pairs; other data are refused with what the file holds instead."""
-    dataset = data.load(path, **{"format": cfg.data_format, **load_arguments},
-                        encoding=cfg.encoding, verbose=verbose)
+    dataset = read(cfg, path, verbose, **load_arguments)
     missing = [c for c in PREFERENCE_COLUMNS if c not in dataset.column_names]
     if missing:
         raise FtkitError(

@@ -183,13 +183,13 @@ def data_path(name: str | None) -> str | None:
     return str(bundled) if bundled.exists() else name
 
 
-def sources(cfg, file: str | None, specs) -> list[tuple[str, dict]]:
+def sources(file: str | None, specs) -> list[tuple[str, dict]]:
     """``[(path, ftkit.data.load keyword arguments), ...]``: a dataset registry's resolved
     ``specs`` (LLaMA-Factory's ``dataset_info.json``) when the config has them, else ``file``."""
     if specs:
         return [(spec.file, {k: v for k, v in spec.load_arguments().items() if k != "path"})
                 for spec in specs]
-    return [(data_path(file), {"format": cfg.data_format})] if file else []
+    return [(data_path(file), {})] if file else []
 
 
 def has_training_data(cfg) -> bool:
@@ -202,7 +202,7 @@ def split_train_eval(cfg, read):
     fraction held out with the run's seed. ``read(path, **load_arguments)`` reads one source
     the stage's way (and refuses data it cannot train)."""
     def read_all(file, specs):
-        parts = [read(path, **arguments) for path, arguments in sources(cfg, file, specs)]
+        parts = [read(path, **arguments) for path, arguments in sources(file, specs)]
         return (parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)) if parts else None
 
     train = read_all(cfg.train_file, cfg.datasets)

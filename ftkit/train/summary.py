@@ -75,7 +75,6 @@ def evaluation_summary(trainer, final_eval: dict | None, stopped_early: bool) ->
     ``best_step`` / ``best_metric`` are Trainer's own record (set when
     ``metric_for_best_model`` is, or ``load_best_model_at_end`` sets it to the loss).
     """
-
     state, args = trainer.state, trainer.args
     best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     return {"curves": curves(state.log_history),

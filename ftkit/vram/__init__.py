@@ -12,12 +12,12 @@ from .for_config import estimate_for_config, predicted_bytes_for_config
 from .measure import ActivationMeter, Measurement, grad_bytes, measure, optimizer_bytes, param_bytes
 from .optimizers import OPTIMIZERS
 from .params import (
-                     Architecture,
-                     Experts,
-                     architecture,
-                     count_model_parameters,
-                     load_model_config,
-                     lora_modules,
+    Architecture,
+    Experts,
+    architecture,
+    count_model_parameters,
+    load_model_config,
+    lora_modules,
 )
 from .presets import preset_names
 from .settings import ALL_METHODS as METHODS, VramSettings

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,18 +97,17 @@ def recorder(run: Run, on_update=None, progress: widgets.IntProgress | None = No
                 progress.value = state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "eval_loss" in logs:
+            logs = logs or {}
+            if "eval_loss" in logs:
                 run.eval_steps.append(state.global_step)
                 run.eval_losses.append(float(logs["eval_loss"]))
-                if on_update is not None:
-                    on_update(run)
-            if logs and "loss" in logs:
+            if "loss" in logs:
                 run.steps.append(state.global_step)
                 run.losses.append(float(logs["loss"]))
                 if "learning_rate" in logs:
                     run.learning_rates.append(float(logs["learning_rate"]))
-                if on_update is not None:
-                    on_update(run)
+            if on_update is not None and logs.keys() & {"loss", "eval_loss"}:
+                on_update(run)
 
     return RunRecorder()
 
@@ -179,8 +179,6 @@ def evaluation_table(summary: dict) -> str:
     """An HTML table of a finished run's evaluation (its ``run_summary.json``): the final
     held-out loss and perplexity, the best evaluation and whether training stopped early,
     then what the run doctor found. Empty when the run evaluated nothing."""
-    import math
-
     final = summary.get("eval_loss")
     findings = summary.get("doctor") or []
     if final is None and not findings:
