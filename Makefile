@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ftkit-installed
 
-.PHONY: setup lab test test-fast test-browser lint bench clean-cache
+.PHONY: setup lab test test-fast test-portable test-browser lint bench clean-cache
 
 setup: $(STAMP)
 	@$(PY) -m ftkit.models >/dev/null   # converts the default model once, then returns at once
@@ -46,6 +46,11 @@ test: setup
 # Unit tests only (no notebooks, no slow training tests, no browser): under 90 s on 2 cores.
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not browser and not benchmark"
+
+# Every lesson with MODEL set to a tiny random Qwen2-style and GPT-2-style model (Llama-3 chat
+# template): what holds for any model is checked, what the default model learns is skipped.
+test-portable: setup
+	$(PY) -m pytest tests/test_portable.py -m portable -v
 
 # ruff and the import contracts of pyproject.toml (make test runs both, in tests/test_layers.py).
 lint: setup

@@ -97,14 +97,14 @@ def provision(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
     return target
 
 
-def resolve(name_or_path: str | None = None) -> str:
+def resolve(name_or_path: str | Path | None = None) -> str:
     """Turn a model reference into something ``from_pretrained`` accepts.
 
     ``None`` and the short name of an embedded model give the cached default folder
     (provisioned on first use); an existing folder is used as is; anything else is taken
     as a hub name.
     """
-    name = name_or_path or DEFAULT_MODEL
+    name = str(name_or_path) if name_or_path else DEFAULT_MODEL
     if name.lower() in EMBEDDED_MODELS:
         return str(provision(name.lower()))
     path = Path(name).expanduser()

@@ -98,7 +98,7 @@ def _shorten(cfg: RunConfig, small: dict, seq_len: int, changes: list) -> None:
 def _cpu_settings(cfg: RunConfig, small: dict, changes: list) -> None:
     if cfg.fp16:
         small["fp16"], small["bf16"] = False, True
-        changes.append("fp16 -> bf16 (fp16 training needs an NVIDIA GPU)")
+        changes.append("fp16 -> bf16 (ftkit trains fp16 on CUDA GPUs only)")
     if cfg.deepspeed:
         changes.append("DeepSpeed off (one CPU process); the estimate below counts it")
     if any(part in cfg.optim for part in GPU_OPTIMIZERS):

@@ -206,3 +206,14 @@ def test_train_runs_a_stored_group(capsys, tiny_run):
 def test_train_group_errors_exit_2(capsys, argv, message):
     status, _, err = cli(capsys, *argv)
     assert status == 2 and message in err
+
+
+@pytest.mark.parametrize("written, stage", [("SFT", "sft"), ("DPO", "dpo"), ("PT", "pt")])
+def test_the_fine_tuning_type_is_the_stage(written, stage):
+    """Seed 003: the form's fine-tuning type (微调类型, default SFT) picks the training stage."""
+    from ftkit.dialects import group
+
+    draft = group.read({"type": written, "LoRA_R": 4})
+    assert draft.values["stage"] == stage and draft.origin["stage"] == "type"
+    with pytest.raises(ConfigError, match="fine-tuning type"):
+        group.read({"type": "RLHF"})

@@ -104,3 +104,47 @@ def test_portable_lines_pass(tmp_path):
         "DEVICE = models.pick_device()\n",
         "total = count_model_parameters(MODEL)\n"]}]}))
     assert findings(lesson) == []
+
+
+# --- the checks themselves: making a lesson portable must not remove any -----------------
+
+ASSERT_FLOOR = REPO_ROOT / "tests" / "lesson_asserts.json"
+
+
+def count_checks(notebook: Path) -> dict[str, int]:
+    """``{"all": n, "outcomes": m}``: assert statements and ``assert_*`` calls in the code
+    cells, and how many of them sit under ``if OUTCOMES:`` (skipped by make test-portable)."""
+    import ast
+
+    counts = {"all": 0, "outcomes": 0}
+    for _, source in code_cells(notebook):
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        tree = ast.parse(code)
+        outcome_nodes = {id(node) for branch in ast.walk(tree)
+                         if isinstance(branch, ast.If) and isinstance(branch.test, ast.Name)
+                         and branch.test.id == "OUTCOMES"
+                         for node in ast.walk(branch)}
+        for node in ast.walk(tree):
+            call = isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")).startswith("assert_")
+            if isinstance(node, ast.Assert) or call:
+                counts["all"] += 1
+                counts["outcomes"] += id(node) in outcome_nodes
+    return counts
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name)
+def test_no_lesson_loses_checks(notebook):
+    """Under the default model every check runs; their number per lesson does not fall below
+    the recorded floor (raise the floor in tests/lesson_asserts.json when checks are added)."""
+    floor = json.loads(ASSERT_FLOOR.read_text())[notebook.name]
+    counts = count_checks(notebook)
+    assert counts["all"] >= floor, (counts, floor)
+    assert counts["outcomes"] < counts["all"] / 2 or counts["all"] < 4, counts  # mostly mechanisms
+
+
+def test_checks_are_counted(tmp_path):
+    lesson = tmp_path / "99_x.ipynb"
+    lesson.write_text(json.dumps({"cells": [{"cell_type": "code", "source": [
+        "%matplotlib inline\n", "assert 1\n", "torch.testing.assert_close(a, b)\n",
+        "if OUTCOMES:\n", "    assert 'Paris' in answer\n"]}]}))
+    assert count_checks(lesson) == {"all": 3, "outcomes": 1}

@@ -116,3 +116,10 @@ def test_data_named_through_a_dataset_registry_is_read_and_joined(tiny_run):
     train, evaluation = sft.prepare_datasets(cfg, tokenizer, verbose=False)
     assert len(train) == 2 * len(evaluation) == 120  # 60 records, twice; the eval set once
     assert train["input_ids"][:60] == train["input_ids"][60:]
+
+
+def test_fields_read_but_not_used_are_said(tiny_run, capsys):
+    """ChatGLM3's test_file and num_proc reach the config; a run says it does not use them."""
+    finetune(None, **dict(tiny_run, max_steps=1, test_file="dev.json", preprocessing_num_workers=4))
+    out = capsys.readouterr().out
+    assert "test_file is read but not used" in out and "preprocessing_num_workers is read but not used" in out

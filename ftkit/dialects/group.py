@@ -18,6 +18,9 @@ KEYS = {
 }
 BITS = {"int4": 4, "int8": 8, "4": 4, "8": 8, "none": None, "": None}
 BITS_KEYS = ("Int4/8", "Int4_8", "Int")
+# The form's "fine-tuning type" (微调类型, default SFT) is the training stage.
+STAGE_KEYS = ("type", "FineTuningType")
+STAGES = {"sft": "sft", "dpo": "dpo", "pt": "pt", "pretrain": "pt", "multitask": "multitask"}
 
 
 def read(data: dict) -> Draft:
@@ -32,10 +35,18 @@ def read(data: dict) -> Draft:
         if BITS[choice]:
             draft.set("quantization_bit", BITS[choice], bits_key)
             draft.set("method", "qlora", bits_key)
+    for key in STAGE_KEYS:
+        if key in data:
+            value = data.pop(key)
+            stage = STAGES.get(str(value).strip().lower())
+            if stage is None:
+                raise ConfigError(f"field '{key}': the fine-tuning type must be one of "
+                                  f"SFT, DPO, PT or multitask (got {value!r})")
+            draft.set("stage", stage, key)
     trainer = data.pop("TrainerType", None)
     if trainer is not None and str(trainer).lower() != "standard":
         raise ConfigError(f"field 'TrainerType': only Standard is supported (got {trainer!r})")
-    draft.keep(data, ["name", "namespace", "type", "FineTuningType"])
+    draft.keep(data, ["name", "namespace"])
     if trainer is not None:
         draft.kept["TrainerType"] = trainer
     pass_through(data, draft)

@@ -67,8 +67,8 @@ def check(data: dict, source: str, *, cuda: bool) -> None:
         raise ConfigError(f"{source}: zero_optimization.stage must be 0, 1, 2 or 3, got {stage!r}")
     fp16 = (data.get("fp16") or {}).get("enabled", False)
     if fp16 is True and not cuda:
-        raise ConfigError(f"{source}: fp16.enabled is true, but fp16 needs an NVIDIA GPU (its loss "
-                          "scaling is CUDA-only). On CPU processes set it to \"auto\" or false, and "
+        raise ConfigError(f"{source}: fp16.enabled is true, but ftkit runs fp16 with "
+                          "loss scaling on CUDA GPUs only. On CPU processes set it to \"auto\" or false, and "
                           "use bf16 (bf16.enabled: \"auto\" with bf16: true in the run config).")
     for key in ("offload_optimizer", "offload_param"):
         offload = zero.get(key) or {}

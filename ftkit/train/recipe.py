@@ -219,7 +219,9 @@ def check_precision(cfg, args: dict) -> None:
     """fp16/bf16/tf32 only where the hardware has them; say so clearly where it has not."""
     cuda = torch.cuda.is_available() and not cfg.use_cpu
     if cfg.fp16 and not cuda:
-        raise FtkitError("fp16: true needs an NVIDIA GPU (its loss scaling is CUDA-only). "
+        # torch has CPU autocast and a CPU GradScaler, but fp16 on a CPU is slow and gains no
+        # memory that bf16 does not: ftkit allows fp16 (with loss scaling) on CUDA GPUs only.
+        raise FtkitError("fp16: true: ftkit runs fp16 with loss scaling on CUDA GPUs only. "
                          "On a CPU use bf16: true, or neither for float32.")
     if cfg.bf16 and cuda and not torch.cuda.is_bf16_supported():
         raise FtkitError("bf16: true needs an Ampere or newer GPU (A100, RTX 30xx...); "
@@ -291,6 +293,15 @@ def train(trainer, cfg, model, out: Path):
         raise
 
 
+# Fields other tools' configs carry (ChatGLM3's data_config, LLaMA-Factory's arguments) that
+# ftkit reads and validates but does not act on: each run says so instead of seeming to use them.
+READ_NOT_USED = {
+    "test_file": "training evaluates on val_file or val_size; score the test file afterwards "
+                 "with `ftkit eval --adapter OUTPUT_DIR --data TEST_FILE`",
+    "preprocessing_num_workers": "ftkit tokenizes in one process",
+}
+
+
 def final_evaluation(trainer, eval_set) -> dict | None:
     """The metrics of the final model on the evaluation set (None without one).
 
@@ -350,6 +361,10 @@ def run(stage: Stage, config=None, /, *, model=None, tokenizer=None, callbacks=(
     """
     cfg = resolve_config(config, overrides)
     stage.check(cfg)
+    if verbose and is_main_process():
+        for field, why in READ_NOT_USED.items():
+            if getattr(cfg, field, None) is not None:
+                print(f"ftkit: {field} is read but not used: {why}")
     args = stage.arguments(cfg, common_arguments(cfg))
     out = prepare_output_dir(cfg)
     tokenizer = tokenizer or models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)

@@ -37,6 +37,15 @@ def _inside(name: str) -> str:
     return name
 
 
+def _dropout(arch: Architecture, key: str) -> float:
+    return float(arch.config.get(key) or 0.0)
+
+
+def attention_dropout(arch: Architecture) -> float:
+    """The dropout on attention probabilities during training (GPT-2's attn_pdrop)."""
+    return _dropout(arch, "attn_pdrop") or _dropout(arch, "attention_dropout")
+
+
 def _mlp_widths(arch: Architecture, moe_layer: bool) -> list[int]:
     """Hidden widths of the gated MLPs a token runs through in one layer."""
     e = arch.experts
@@ -79,7 +88,7 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
     for norm in ("norm1", "norm2"):
         terms.append((f"{norm} input (float32)", h, FP32))
         terms.append((f"{norm} 1/rms" if norm_kind == "RMSNorm" else f"{norm} mean, 1/std", 1 if norm_kind == "RMSNorm" else 2, FP32))
-        if W:
+        if W and norm_kind == "RMSNorm":  # torch's LayerNorm recomputes it from mean and 1/std
             terms.append((f"{norm} normalized (for its weight's gradient)", h, R if not amp else FP32))
         readers = sorted({_short(s) for s, src in linear_in.items() if src == norm})
         needs_input = [s for s in readers if W or saves_inputs or (s in shorts and lora_dropout == 0)]
@@ -98,13 +107,26 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
             terms.append(("softmax cast back to 16 bits", heads * seq_len * kv_len_ratio, A))
         if W or saves_inputs or ("o_proj" in shorts and lora_dropout == 0) or arch.family == "gpt2":
             terms.append(("attention output (input of o_proj)", q_dim, A))
+    elif attention_dropout(arch) > 0 and device == "cpu":
+        # SDPA with dropout has no fused kernel on a CPU: the math path keeps the probabilities,
+        # the dropout mask and the dropped probabilities, each heads x keys per token.
+        keys = heads * seq_len * kv_len_ratio
+        terms += [("q", q_dim, A), ("k", k_dim * kv_len_ratio, A), ("v", k_dim * kv_len_ratio, A),
+                  ("softmax (heads x keys)", keys, A), ("attention dropout mask", keys, mask_bytes),
+                  ("dropped probabilities", keys, A), ("attention output", q_dim, A)]
     else:
         terms += [("q (after RoPE)", q_dim, A), ("k (after RoPE)", k_dim * kv_len_ratio, A),
                   ("v", k_dim * kv_len_ratio, A), ("attention output", q_dim, A),
                   ("log-sum-exp per head", heads, FP32)]
     # MLP: gate and up outputs, SiLU output, their product (the down projection's input)
     down_keeps = W or saves_inputs or (lora_dropout == 0 and bool(shorts & {"down_proj", "dense_4h_to_h", "w2", "c_proj"}))
-    for i, width in enumerate(_mlp_widths(arch, moe_layer)):
+    if arch.family == "gpt2":  # GELU's tanh form keeps its input, tanh, x/2 and 1 + tanh
+        terms.append(("GELU input and intermediates", 4 * arch.ffn, A))
+        if down_keeps:
+            terms.append(("GELU output (input of c_proj)", arch.ffn, A))
+        if _dropout(arch, "resid_pdrop") > 0:  # after attention and after the MLP
+            terms.append(("residual dropout masks", 2 * h, mask_bytes))
+    for i, width in enumerate(_mlp_widths(arch, moe_layer) if arch.family != "gpt2" else []):
         tag = "" if not moe_layer else (f" (expert {i + 1})" if i < arch.experts.per_token else " (shared)")
         if moe_layer and W and i < arch.experts.per_token:
             terms.append((f"token copy gathered for the expert{tag}", h, A))
@@ -117,8 +139,6 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
         e = arch.experts
         terms.append(("router softmax (float32, one per expert)", e.routed, FP32))
         terms.append(("expert outputs weighted by the router", e.per_token * h, A))
-    if arch.family == "gpt2":  # GELU(tanh) keeps a few more intermediates; dropout masks
-        terms += [("GELU intermediates", 2 * arch.ffn, A), ("dropout masks", 3 * h, mask_bytes)]
     # LoRA: each adapted layer keeps its dropout mask and dropped input, and A's output
     for inside, (fan_in, _) in lora.items():
         short = _short(inside)
@@ -196,6 +216,10 @@ def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_le
         layer_total = tokens * ((layers - moe) * dense_token + moe * moe_token)
     # Final norm (input, 1/rms, and normalized when its weight trains) and the input ids.
     final = tokens * (arch.hidden * FP32 + FP32 + (arch.hidden * R if method == "full" else 0))
+    if arch.family == "gpt2":  # LayerNorm: input, mean and 1/std; the embedding's dropout mask
+        final = tokens * (arch.hidden * FP32 + 2 * FP32)
+        if _dropout(arch, "embd_pdrop") > 0:
+            final += tokens * arch.hidden * (1 if device == "cuda" else R)
     ids = tokens * 8 if method == "full" else 0
     if split:
         return int(layer_total + final + ids), int(recompute)
