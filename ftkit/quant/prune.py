@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import torch
 from torch.nn.utils import prune
+from transformers.pytorch_utils import Conv1D
+
+LINEAR = (torch.nn.Linear, Conv1D)  # GPT-2's layers are Conv1D: the same weight, stored (in, out)
 
 
 def prune_linear_layers(model, amount: float, name_contains: str = "mlp") -> int:
-    """L1-prune ``amount`` (a fraction) of each Linear whose name contains ``name_contains``.
+    """L1-prune ``amount`` (a fraction) of each linear layer whose name contains ``name_contains``.
 
     The pruning is made permanent (``prune.remove``), so the model stays a plain model.
     Returns how many layers were pruned.
     """
     layers = [module for name, module in model.named_modules()
-              if isinstance(module, torch.nn.Linear) and name_contains in name]
+              if isinstance(module, LINEAR) and name_contains in name]
     for module in layers:
         prune.l1_unstructured(module, "weight", amount=amount)
         prune.remove(module, "weight")
@@ -27,7 +30,7 @@ def prune_linear_layers(model, amount: float, name_contains: str = "mlp") -> int
 
 
 def sparsity(module) -> float:
-    """Fraction of exactly-zero entries among the weights of all Linear layers in ``module``."""
-    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    """Fraction of exactly-zero entries among the weights of all linear layers in ``module``."""
+    linears = [m for m in module.modules() if isinstance(m, LINEAR)]
     zeros = sum(int((m.weight == 0).sum()) for m in linears)
     return zeros / sum(m.weight.numel() for m in linears)
