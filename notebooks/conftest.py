@@ -5,8 +5,8 @@ full run on the 2-core CPU within its time budget (see README, "Lesson status").
 kept out of `make test` until they do, so that a green run means every executed lesson
 passed; run one by hand with `pytest --nbval-lax notebooks/NN_x.ipynb`.
 
-Checked cells (`# NBVAL_CHECK_OUTPUT`) compare what they print to stdout and display. Their
-stderr is not compared: library warnings there carry install paths and depend on the CPU
+Checked cells (tagged `nbval-check-output` in the cell's metadata, out of the learner's way)
+compare what they print to stdout and display. Their stderr is not compared: library warnings there carry install paths and depend on the CPU
 (bitsandbytes, for one, warns only where AVX512-BF16 exists), so they differ between
 machines without the lesson being any different.
 """
