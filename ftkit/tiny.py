@@ -6,7 +6,8 @@ answer, the counts follow the config) hold for any model; outcomes (the model le
 name) need a trained model. Running every lesson on a model with other module names, other
 biases, an untied head and another chat template shows which cells assumed the default model.
 
-Two families, shrunk from the bundled configs in ``data/model_configs`` to ~3 M parameters:
+Two families, shrunk from the bundled configs in ``data/model_configs`` to 3-7 M parameters
+(most of them the embedding the default tokenizer's vocabulary needs):
 
 * ``qwen2``: Qwen2's decoder (q/k/v projections with biases) with an untied output head;
 * ``gpt2``: GPT-2's decoder (one fused ``c_attn`` ``Conv1D`` for q, k and v; learned positions).
@@ -36,11 +37,11 @@ FAMILIES = {
 }
 
 
-def tokenizer_with_llama3_template(source: str | Path | None = None):
+def tokenizer_with_llama3_template():
     """The default model's tokenizer with Llama-3's template, markup tokens and end of turn."""
     from . import models
 
-    tokenizer = models.load_tokenizer(source)
+    tokenizer = models.load_tokenizer()
     tokenizer.add_special_tokens({"additional_special_tokens": LLAMA3_TOKENS})
     tokenizer.bos_token, tokenizer.eos_token = "<|begin_of_text|>", "<|eot_id|>"
     tokenizer.pad_token = None  # as Llama-3: no pad token of its own

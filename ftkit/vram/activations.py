@@ -47,7 +47,9 @@ def attention_dropout(arch: Architecture) -> float:
 
 
 def _mlp_widths(arch: Architecture, moe_layer: bool) -> list[int]:
-    """Hidden widths of the gated MLPs a token runs through in one layer."""
+    """Hidden widths of the gated MLPs a token runs through in one layer (GPT-2's is not gated)."""
+    if arch.family == "gpt2":
+        return []
     e = arch.experts
     if not moe_layer or e is None:
         return [arch.ffn]
@@ -126,7 +128,7 @@ def layer_terms(arch: Architecture, *, weights_trainable: bool, lora: dict, lora
             terms.append(("GELU output (input of c_proj)", arch.ffn, A))
         if _dropout(arch, "resid_pdrop") > 0:  # after attention and after the MLP
             terms.append(("residual dropout masks", 2 * h, mask_bytes))
-    for i, width in enumerate(_mlp_widths(arch, moe_layer) if arch.family != "gpt2" else []):
+    for i, width in enumerate(_mlp_widths(arch, moe_layer)):
         tag = "" if not moe_layer else (f" (expert {i + 1})" if i < arch.experts.per_token else " (shared)")
         if moe_layer and W and i < arch.experts.per_token:
             terms.append((f"token copy gathered for the expert{tag}", h, A))
@@ -215,11 +217,11 @@ def activation_bytes(arch: Architecture, method: str, *, batch_size: int, seq_le
     else:
         layer_total = tokens * ((layers - moe) * dense_token + moe * moe_token)
     # Final norm (input, 1/rms, and normalized when its weight trains) and the input ids.
-    final = tokens * (arch.hidden * FP32 + FP32 + (arch.hidden * R if method == "full" else 0))
     if arch.family == "gpt2":  # LayerNorm: input, mean and 1/std; the embedding's dropout mask
-        final = tokens * (arch.hidden * FP32 + 2 * FP32)
-        if _dropout(arch, "embd_pdrop") > 0:
-            final += tokens * arch.hidden * (1 if device == "cuda" else R)
+        mask = (1 if device == "cuda" else R) if _dropout(arch, "embd_pdrop") > 0 else 0
+        final = tokens * (arch.hidden * FP32 + 2 * FP32 + arch.hidden * mask)
+    else:
+        final = tokens * (arch.hidden * FP32 + FP32 + (arch.hidden * R if method == "full" else 0))
     ids = tokens * 8 if method == "full" else 0
     if split:
         return int(layer_total + final + ids), int(recompute)
