@@ -2,8 +2,9 @@
 
 Taught in lesson 02 (choosing ``max_seq_length``; padding and packing).
 ``padding='max_length'`` pads every example to ``max_seq_length``; most of the matrix
-multiplies then work on pad tokens. ftkit pads each batch only to its longest example (``DataCollatorForSeq2Seq``), and with ``packing: true`` concatenates the batch into
-one row with restarting ``position_ids`` (``DataCollatorWithFlattening``): no pad at all,
+multiplies then work on pad tokens. ftkit pads each batch only to its longest example
+(``DataCollatorForSeq2Seq``), and with ``packing: true`` concatenates the batch into one row
+with restarting ``position_ids`` (``DataCollatorWithFlattening``): no pad at all,
 and the attention mask built from those positions keeps examples from seeing each other.
 """
 
