@@ -222,6 +222,22 @@ def load_model(
     return model
 
 
+def empty_model(name_or_path: str | None = None, trust_remote_code: bool = False):
+    """The model's architecture without weights, on PyTorch's ``meta`` device: every module,
+    name and shape, nothing read or allocated. For counting parameters (a 7B model as fast
+    as a small one); it cannot compute."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    source = resolve(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise _not_found(source, error) from None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
 def load(name_or_path: str | None = None, **kwargs):
     """``(model, tokenizer)`` in one call; keyword arguments go to :func:`load_model`."""
     trust = kwargs.get("trust_remote_code", False)

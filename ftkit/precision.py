@@ -6,11 +6,19 @@ GPU, float16 with loss scaling (float16's narrow range would underflow small gra
 it); on a CPU, float32 (the lessons' reference numbers). ``ftkit.models.load_model`` uses it
 for ``dtype="auto"``, and ``ftkit train`` for a config that sets neither ``bf16`` nor ``fp16``.
 The hardware is passed in, so the rule is tested on a CPU for every kind of machine.
+
+:func:`fast_bf16` answers a narrower question for the lessons: is bf16 autocast the *faster*
+way to train here? On a CPU with bf16 in hardware (AVX-512 BF16 or AMX) it is, by about 1.4x
+for LoRA on the default model (benchmarks/RESULTS.md, "Lesson runtimes"), so the lessons'
+long runs, whose outcome rather than their number format is the point, train with it there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # Linux /proc/cpuinfo names of bf16 in hardware
 
 
 @dataclass(frozen=True)
@@ -20,14 +28,24 @@ class Hardware:
     cuda: bool = False
     bf16: bool = False
     name: str = "CPU"
+    cpu_bf16: bool = False  # the CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX)
 
     @classmethod
     def detect(cls) -> "Hardware":
         import torch
 
         if not torch.cuda.is_available():
-            return cls()
+            return cls(cpu_bf16=bool(CPU_BF16_FLAGS & cpu_flags()))
         return cls(cuda=True, bf16=torch.cuda.is_bf16_supported(), name=torch.cuda.get_device_name())
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags; empty where the file does not exist (macOS, Windows)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,13 @@ def choose(hardware: Hardware | None = None) -> Precision:
         return Precision("float16", False, True,
                          f"{hw.name} has no bfloat16: float16 with loss scaling")
     return Precision("float32", False, False, "a CPU: float32")
+
+
+def fast_bf16(hardware: Hardware | None = None) -> bool:
+    """Whether bf16 autocast trains faster than float32 on ``hardware``: a GPU that has bf16, or a
+    CPU with bf16 in hardware. Without it a CPU emulates bf16 and float32 is faster."""
+    hw = hardware or Hardware.detect()
+    return hw.bf16 if hw.cuda else hw.cpu_bf16
 
 
 def for_training(config, sources: dict[str, str], hardware: Hardware | None = None):

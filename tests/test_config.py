@@ -84,11 +84,16 @@ def test_parameter_group_seed_003():
     assert cfg.dialect == "group"
     assert cfg.lr_scheduler_type == "cosine" and cfg.optim == "adamw_torch" and not cfg.fp16
     assert (cfg.lora_alpha, cfg.lora_rank, cfg.lora_dropout) == (32, 4, 0.1)
-    assert cfg.method == "qlora" and cfg.quantization_bit == 4  # Int4
+    assert cfg.method == "lora" and cfg.quantization_bit is None  # Int4/8 left empty, as in the seed
     assert cfg.learning_rate == 0.001 and cfg.num_train_epochs == 10
     assert cfg.max_seq_length == 512 and cfg.per_device_train_batch_size == 32
     assert cfg.warmup_ratio == 0.1 and cfg.weight_decay == 0.0001
     assert cfg.gradient_accumulation_steps == 1 and cfg.kept["TrainerType"] == "Standard"
+
+
+def test_parameter_group_int4_is_qlora(tmp_path):
+    cfg = load_config(_write(tmp_path, "LearningRate: 0.001\nInt4/8: Int4\n"))
+    assert cfg.method == "qlora" and cfg.quantization_bit == 4
 
 
 def test_llamafactory_yaml_seed_004():

@@ -14,7 +14,7 @@ import pytest
 
 from ftkit.paths import REPO_ROOT
 
-LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 

@@ -75,3 +75,10 @@ def test_trust_remote_code_stays_off(monkeypatch):
     with pytest.raises(ModelNotFoundError):
         models.load_model("some/hub-model")
     assert seen["trust_remote_code"] is False
+
+
+def test_an_empty_model_has_the_real_ones_parameters_and_no_weights():
+    empty = models.empty_model()
+    real = models.load_model()
+    assert [(n, p.shape) for n, p in empty.named_parameters()] == [(n, p.shape) for n, p in real.named_parameters()]
+    assert all(p.is_meta for p in empty.parameters())

@@ -19,7 +19,7 @@ from ftkit import tiny
 from ftkit.paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
 CELL_TIMEOUT = 900
 
 pytestmark = pytest.mark.portable

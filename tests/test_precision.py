@@ -26,7 +26,7 @@ def test_the_precision_follows_the_hardware(hardware, weights, bf16, fp16):
 
 
 def test_this_machine_loads_float32_when_asked_for_auto():
-    assert Hardware.detect() == CPU  # the test machines have no GPU
+    assert not Hardware.detect().cuda  # the test machines have no GPU
     assert models._torch_dtype("auto") == torch.float32
     assert models._torch_dtype("bfloat16") == torch.bfloat16  # an explicit choice wins
 
@@ -56,3 +56,17 @@ def test_another_tools_default_is_what_that_tool_means():
     config = RunConfig(bf16=False)
     sources = {"bf16": "firefly default", "fp16": "ftkit default"}
     assert precision.for_training(config, sources, A100) is config
+
+
+@pytest.mark.parametrize("hardware, fast", [
+    (A100, True), (T4, False), (CPU, False), (Hardware(cpu_bf16=True), True)])
+def test_bf16_is_fast_where_the_hardware_multiplies_it(hardware, fast):
+    assert precision.fast_bf16(hardware) is fast
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert {"avx512f", "avx512_bf16"} <= precision.cpu_flags(cpuinfo)
+    assert precision.CPU_BF16_FLAGS & precision.cpu_flags(cpuinfo)
+    assert precision.cpu_flags(tmp_path / "missing") == set()
