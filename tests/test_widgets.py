@@ -307,3 +307,11 @@ def test_the_evaluation_table_of_a_finished_run():
     assert "doctor: overfitting (warning)" in table and "train fewer epochs" in table
     assert "no problem found" in evaluation_table({"eval_loss": 2.0, "doctor": []})
     assert evaluation_table({"eval_loss": None, "doctor": []}) == ""  # nothing evaluated, no table
+
+
+def test_fp16_replaces_a_bf16_base_instead_of_conflicting(tmp_path):
+    bf16_panel = TrainingPanel(RunConfig(bf16=True), output_root=tmp_path / "runs")
+    bf16_panel.fields["fp16"].value = True
+    assert bf16_panel.problems == {} and (bf16_panel.config.fp16, bf16_panel.config.bf16) == (True, False)
+    bf16_panel.fields["fp16"].value = False
+    assert (bf16_panel.config.fp16, bf16_panel.config.bf16) == (False, True)  # the base's bf16 again

@@ -197,6 +197,8 @@ class TrainingPanel(Panel):
         """The config as the panel holds it: the base config with every field's value on top."""
         raw = {**self.base.to_dict(), "dialect": "ftkit"}
         raw.update({key: self.fields[key].value for key in PANEL_KEYS})
+        if raw["fp16"]:  # the form's one 16-bit switch: checked, it replaces a bf16 base
+            raw["bf16"] = False
         raw["train_file"] = raw["train_file"] or None
         raw["output_dir"] = str(self.output_root / (self.run_name.value or "run"))
         raw["kept"] = {**raw["kept"], "TrainerType": self.fields["TrainerType"].value}
