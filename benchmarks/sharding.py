@@ -25,12 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftkit.tiny import TINY_LLAMA  # the tests' tiny model (without the tokenizer it does not need)
+
 ROOT = Path(__file__).resolve().parents[1]
-# The tests' tiny model (tests/conftest.py TINY_LLAMA), without the tokenizer it does not need.
-TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                  vocab_size=49_152, max_position_embeddings=2048, tie_word_embeddings=True,
-                  bos_token_id=1, eos_token_id=2, pad_token_id=2)
 STRATEGIES = ("zero1", "zero2", "zero3", "fsdp2")
 STEPS, SEQ_LEN, LR = 3, 16, 1e-3
 TARGET = 0.05  # per component

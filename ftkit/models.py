@@ -238,6 +238,21 @@ def empty_model(name_or_path: str | None = None, trust_remote_code: bool = False
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
 
+# Where each family's config keeps its dropout probabilities: GPT-2 in attn_pdrop / resid_pdrop /
+# embd_pdrop, Llama, Qwen2 and SmolLM2 in attention_dropout (0.0 in their released configs),
+# ChatGLM and Falcon in hidden_dropout.
+DROPOUT_FIELDS = ("attn_pdrop", "resid_pdrop", "embd_pdrop", "attention_dropout", "hidden_dropout")
+
+
+def dropout_rate(config) -> float:
+    """The largest dropout probability a model config sets; 0.0 for a model that drops nothing.
+
+    With dropout, two forward passes of the same batch in training mode differ, so equalities
+    that compare such passes (accumulation = a larger batch, policy = reference at step 0) hold
+    only when this is 0."""
+    return max(float(getattr(config, field, 0) or 0) for field in DROPOUT_FIELDS)
+
+
 def load(name_or_path: str | None = None, **kwargs):
     """``(model, tokenizer)`` in one call; keyword arguments go to :func:`load_model`."""
     trust = kwargs.get("trust_remote_code", False)

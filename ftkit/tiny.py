@@ -27,6 +27,14 @@ from .paths import DATA_DIR
 # Llama-3's markup tokens; <|eot_id|> ends a turn (and so generation), as in Llama-3.
 LLAMA3_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 
+# The default model's own layout (Llama), shrunk: 2 layers, hidden size 64, ~3.2 M parameters,
+# almost all of them the tied embedding the default tokenizer's 49,152 tokens need; token ids as in
+# the default model. The tests' plumbing model (tests/conftest.py) and the sharding benchmark's.
+TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                  vocab_size=49_152, max_position_embeddings=2048, tie_word_embeddings=True,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=2)
+
 # Each family: the bundled config it starts from, and the sizes that shrink it.
 FAMILIES = {
     "qwen2": ("qwen2.5-0.5b", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,

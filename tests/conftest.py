@@ -19,12 +19,8 @@ from ftkit.paths import DATA_DIR  # noqa: E402
 # The default model's tokenizer files, copied next to the tiny model so it chats the same way.
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
                    "generation_config.json"]
-# 2 layers, hidden size 64: ~3.2 M parameters, almost all of them the tied embedding that the
-# default tokenizer's 49,152-token vocabulary needs. Token ids as in the default model.
-TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                  vocab_size=49_152, max_position_embeddings=2048, tie_word_embeddings=True,
-                  bos_token_id=1, eos_token_id=2, pad_token_id=2)
+# The default model's layout shrunk to 2 layers, hidden size 64 (~3.2 M parameters).
+from ftkit.tiny import TINY_LLAMA  # noqa: E402
 
 
 @pytest.fixture(scope="session")

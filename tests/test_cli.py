@@ -90,3 +90,21 @@ def test_chat_answers_paris():
     )
     assert out.returncode == 0, out.stderr
     assert "Paris" in out.stdout
+
+
+def test_chat_loads_the_model_in_the_dtype_asked(tiny_model_dir):
+    import torch
+
+    assert main(["chat", "--model", str(tiny_model_dir), "--dtype", "bfloat16", "--prompt", "hi",
+                 "--max-new-tokens", "2"]) == 0
+    from ftkit.cli.chat import load_for_chat
+
+    model, _ = load_for_chat(str(tiny_model_dir), None, "bfloat16")
+    assert model.dtype == torch.bfloat16
+    assert load_for_chat(str(tiny_model_dir), None)[0].dtype == torch.float32  # auto, on a CPU
+
+
+def test_chat_refuses_an_unknown_dtype(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["chat", "--dtype", "int3", "--prompt", "hi"])
+    assert stop.value.code == 2 and "invalid choice: 'int3'" in capsys.readouterr().err

@@ -82,3 +82,12 @@ def test_an_empty_model_has_the_real_ones_parameters_and_no_weights():
     real = models.load_model()
     assert [(n, p.shape) for n, p in empty.named_parameters()] == [(n, p.shape) for n, p in real.named_parameters()]
     assert all(p.is_meta for p in empty.parameters())
+
+
+def test_dropout_rate_reads_each_familys_fields():
+    from transformers import GPT2Config, LlamaConfig
+
+    assert models.dropout_rate(LlamaConfig()) == 0.0
+    assert models.dropout_rate(LlamaConfig(attention_dropout=0.2)) == 0.2
+    assert models.dropout_rate(GPT2Config()) == 0.1  # attn_pdrop, resid_pdrop, embd_pdrop
+    assert models.dropout_rate(GPT2Config(attn_pdrop=0.0, resid_pdrop=0.3, embd_pdrop=0.0)) == 0.3

@@ -15,22 +15,25 @@ def register(subparsers) -> None:
     parser.add_argument("--prompt", default=None, help="ask one question, print the answer, exit")
     parser.add_argument("--system", default=None, help="system message")
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="weights' dtype (default auto: bfloat16 on a GPU that has it, float16 on an "
+                             "older one, float32 on a CPU)")
     parser.set_defaults(run=run)
 
 
-def load_for_chat(model_name, adapter):
+def load_for_chat(model_name, adapter, dtype="auto"):
     from .. import models
     from ..infer import load_adapter
 
     if adapter is None:
-        return models.load(model_name)
-    return load_adapter(adapter, base=model_name)
+        return models.load(model_name, dtype=dtype)
+    return load_adapter(adapter, base=model_name, dtype=dtype)
 
 
 def run(args) -> int:
     from ..infer import chat
 
-    model, tokenizer = load_for_chat(args.model, args.adapter)
+    model, tokenizer = load_for_chat(args.model, args.adapter, args.dtype)
     if args.prompt is not None:
         print(chat(model, tokenizer, args.prompt, args.max_new_tokens, system=args.system))
         return 0
