@@ -315,3 +315,28 @@ def test_fp16_replaces_a_bf16_base_instead_of_conflicting(tmp_path):
     assert bf16_panel.problems == {} and (bf16_panel.config.fp16, bf16_panel.config.bf16) == (True, False)
     bf16_panel.fields["fp16"].value = False
     assert (bf16_panel.config.fp16, bf16_panel.config.bf16) == (False, True)  # the base's bf16 again
+
+
+def test_chat_panel_switches_adapters_on_one_base(tiny_model_dir, tiny_run, tmp_path):
+    """Two adapters of one base: the second is loaded beside the first and switched to; the base
+    is not loaded again, and each adapter answers as it does loaded alone."""
+    from ftkit.train import finetune
+    from ftkit.widgets.chat_panel import adapter_name, compare, load_pair
+
+    folders = []
+    for rate in (1e-3, 5e-2):
+        run = finetune(None, **{**tiny_run, "learning_rate": rate, "output_dir": str(tmp_path / f"lr{rate}")},
+                       verbose=False)
+        folders.append(str(run.output_dir))
+    chat = ChatPanel(str(tiny_model_dir), adapter=folders[0], adapters=folders)
+    _, first = chat.ask("Who are you?")
+    model = chat.model
+    chat.adapter.value = folders[1]
+    _, second = chat.ask("Who are you?")
+    assert chat.model is model and set(model.peft_config) == {adapter_name(f) for f in folders}
+    assert model.active_adapter == adapter_name(folders[1])
+    for folder, answer in zip(folders, (first, second)):
+        alone, tokenizer = load_pair(str(tiny_model_dir), folder)
+        assert compare(alone, tokenizer, "Who are you?")[1].text == answer
+    chat.adapter.value = folders[0]
+    assert chat.ask("Who are you?")[1] == first  # and back

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ..doctor import diagnose
 from ..eval.findings import format_findings, has_errors
 
 
@@ -21,6 +20,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..doctor import diagnose  # imports the trainer: seconds that `ftkit --help` need not pay
+
     findings = diagnose(args.path)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], ensure_ascii=False))

@@ -49,10 +49,23 @@ LLAMA3 = (
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
 
-TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA, "vicuna": VICUNA, "llama3": LLAMA3}
+# Gemma's own template (Gemma 2 and 3 instruct): the assistant is "model", no system role. Gemma's
+# raises on a system message; this one puts it before the first user turn, as LLaMA-Factory's
+# gemma template does, so a conversation with a system message can be trained on.
+GEMMA = (
+    "{{ bos_token }}{% set system = '' %}"
+    "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] | trim + '\n\n' %}"
+    "{% set messages = messages[1:] %}{% endif %}"
+    "{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (system if loop.first else '') + message['content'] | trim"
+    " + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA, "vicuna": VICUNA, "llama3": LLAMA3, "gemma": GEMMA}
 # Names the seeds' configs use (Firefly's template_name, LLaMA-Factory's template).
 TEMPLATE_ALIASES = {"qwen": "chatml", "qwen2": "chatml", "smollm": "chatml", "yi": "chatml",
-                    "llama-3": "llama3", "llama_3": "llama3"}
+                    "llama-3": "llama3", "llama_3": "llama3", "gemma2": "gemma", "gemma3": "gemma"}
 OWN = {None, "", "default", "auto", "own", "model"}
 
 

@@ -192,9 +192,13 @@ def general_answers(model, tokenizer, decoding: Decoding, template=None,
 
 def forgetting(model, tokenizer, compare_base: bool = True, decoding: Decoding | None = None,
                heldout_text=HELDOUT_TEXT, template=None) -> dict:
-    """Perplexity on general held-out text and general-question accuracy, base vs tuned."""
+    """Perplexity on general held-out text (a JSONL file of ``text`` records, or the texts
+    themselves) and general-question accuracy, base vs tuned."""
     decoding = decoding or Decoding(max_new_tokens=32)
-    texts = [r["text"] for r in data.load(data_file(heldout_text), verbose=False)]
+    if isinstance(heldout_text, (str, Path)):
+        texts = [r["text"] for r in data.load(data_file(heldout_text), verbose=False)]
+    else:
+        texts = list(heldout_text)
     result = {"perplexity": {}, "general_accuracy": {}, "general": []}
     by_model = {}
     for name, switch in model_modes(model, compare_base):
@@ -211,8 +215,9 @@ def forgetting(model, tokenizer, compare_base: bool = True, decoding: Decoding |
 # ---------------------------------------------------------------- everything
 def evaluate(model, tokenizer, rows, compare_base: bool = False, decoding: Decoding | None = None,
              generate: bool = True, with_forgetting: bool = False, template=None,
-             max_seq_length: int = 512) -> EvalReport:
-    """Score ``rows`` (a path, a datasets.Dataset or a list of canonical records)."""
+             max_seq_length: int = 512, heldout_text=HELDOUT_TEXT) -> EvalReport:
+    """Score ``rows`` (a path, a datasets.Dataset or a list of canonical records); with
+    ``with_forgetting`` also the general text ``heldout_text`` (see :func:`forgetting`)."""
     if isinstance(rows, (str, Path)):
         rows = data.load(data_file(rows), verbose=False)
     rows = list(rows)
@@ -227,7 +232,8 @@ def evaluate(model, tokenizer, rows, compare_base: bool = False, decoding: Decod
                                    max_seq_length, per_prompt, name)
     report = EvalReport(summary, per_prompt, decoding.to_dict() if generate else {})
     if with_forgetting:
-        report.forgetting = forgetting(model, tokenizer, compare_base, template=template)
+        report.forgetting = forgetting(model, tokenizer, compare_base, template=template,
+                                       heldout_text=heldout_text)
     return report
 
 

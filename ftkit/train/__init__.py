@@ -12,20 +12,28 @@ loss plot, memory meter, early stopping, stop/resume helpers), ``summary``
 
 from __future__ import annotations
 
-from . import dpo, multitask, pt, sft
+from . import multitask, pt, sft
 from .callbacks import StopAfterSteps
 from .recipe import RunResult, Stage, StageData, resolve_config, run
 from .summary import read_summary
 
-__all__ = ["finetune", "stage_for", "STAGES", "RunResult", "Stage", "StageData",
+__all__ = ["finetune", "stage_for", "stages", "RunResult", "Stage", "StageData",
            "resolve_config", "StopAfterSteps", "read_summary"]
 
-STAGES = {"sft": sft.STAGE, "pt": pt.STAGE, "dpo": dpo.STAGE}
+
+def stages() -> dict[str, Stage]:
+    """Every single-task stage by its ``stage`` name. The DPO stage is imported here, not with
+    the package: it imports TRL, which takes seconds that an SFT run need not pay."""
+    from . import dpo
+
+    return {"sft": sft.STAGE, "pt": pt.STAGE, "dpo": dpo.STAGE}
 
 
 def stage_for(cfg) -> Stage:
     """The stage that trains ``cfg``: multi-task when it mixes or weights tasks, else ``cfg.stage``."""
-    return multitask.STAGE if multitask.is_multitask(cfg) else STAGES[cfg.stage]
+    if multitask.is_multitask(cfg):
+        return multitask.STAGE
+    return {"sft": sft.STAGE, "pt": pt.STAGE}.get(cfg.stage) or stages()[cfg.stage]
 
 
 def finetune(config=None, *, model=None, tokenizer=None, callbacks=(), verbose: bool = True,

@@ -1,14 +1,16 @@
 """The chat panel: the base model and a tuned adapter answer the same prompt side by side.
 
-Taught in lesson 11. The adapter is loaded onto the base model once; the base model's answer
-is generated with the adapter switched off (``PeftModel.disable_adapter``), so one copy of the
-weights serves both columns. Answers are greedy: the same every time. Under each answer, two
+Taught in lesson 11. The base model is loaded once; each adapter picked is loaded onto it once
+and then switched to (``PeftModel.load_adapter``, ``set_adapter``), and the base model's answer is
+generated with the adapter switched off (``PeftModel.disable_adapter``), so one copy of the
+weights serves every adapter and both columns (as a server with several LoRA adapters does). Answers are greedy: the same every time. Under each answer, two
 flags from :mod:`ftkit.eval`: did it stop with the template's end-of-turn token within the
 token budget, and how much of it repeats itself (the two symptoms of a tuned model that runs on).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 
@@ -23,15 +25,38 @@ from .panel import Panel
 ERROR_STYLE = "color:#b00020"
 
 
+def adapter_name(adapter: str | Path) -> str:
+    """The name an adapter folder gets inside a PeftModel (a valid attribute name, one per folder)."""
+    return "adapter_" + hashlib.sha1(str(Path(adapter).resolve()).encode()).hexdigest()[:12]
+
+
+def _check_folder(adapter: str | Path) -> None:
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: pick the output folder "
+                                 "of a finished LoRA/QLoRA/prompt-method run")
+
+
 def load_pair(model_name: str | None, adapter: str | Path):
     """(PeftModel with the adapter on ``model_name``, tokenizer)."""
     from peft import PeftModel
 
-    if not (Path(adapter) / "adapter_config.json").is_file():
-        raise ModelNotFoundError(f"{adapter} holds no adapter_config.json: pick the output folder "
-                                 "of a finished LoRA/QLoRA/prompt-method run")
+    _check_folder(adapter)
     model, tokenizer = models.load(model_name)
-    return PeftModel.from_pretrained(model, str(adapter)).eval(), tokenizer
+    return PeftModel.from_pretrained(model, str(adapter), adapter_name=adapter_name(adapter)).eval(), tokenizer
+
+
+def switch_adapter(model, adapter: str | Path) -> bool:
+    """Make ``adapter`` the active one on ``model`` (a PeftModel), loading it the first time;
+    False when it cannot sit beside the adapters already there (another PEFT method)."""
+    _check_folder(adapter)
+    name = adapter_name(adapter)
+    if name not in model.peft_config:
+        try:
+            model.load_adapter(str(adapter), adapter_name=name)
+        except (ValueError, TypeError, KeyError):
+            return False
+    model.set_adapter(name)
+    return True
 
 
 def compare(model, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[Answer, Answer]:
@@ -71,7 +96,7 @@ class ChatPanel(Panel):
         self.tuned_answer = widgets.HTML()
         self.status = widgets.HTML()
         self.ask_button.on_click(lambda _: self.ask())
-        self._loaded = (None, None, None)  # (key, model, tokenizer)
+        self._loaded = (None, None, None)  # (model name, PeftModel, tokenizer)
         self.answers: tuple[Answer, Answer] | None = None  # (base, tuned) of the last question
         columns = widgets.HBox([
             widgets.VBox([widgets.HTML("<b>base model</b>"), self.base_answer], layout={"width": "50%"}),
@@ -82,6 +107,12 @@ class ChatPanel(Panel):
                                     self.ask_button, self.status, columns])
         self.widget.add_class("ftkit-chat-panel")
 
+    @property
+    def model(self):
+        """The PeftModel the panel answers with (None before the first question): one base model,
+        every adapter picked so far loaded on it, the current one active."""
+        return self._loaded[1]
+
     def ask(self, prompt: str | None = None) -> tuple[str, str] | None:
         """Both answers' texts to ``prompt`` (default: the prompt box); the answers with their
         stop and repetition flags are kept in ``answers``; errors go to the status line."""
@@ -89,9 +120,9 @@ class ChatPanel(Panel):
             self.prompt.value = prompt
         self.status.value = "thinking ..."
         try:
-            key = (self.model_name.value, self.adapter.value)
-            if self._loaded[0] != key:
-                self._loaded = (key, *load_pair(*key))
+            model_name, adapter = self.model_name.value, self.adapter.value
+            if self._loaded[0] != model_name or not switch_adapter(self._loaded[1], adapter):
+                self._loaded = (model_name, *load_pair(model_name, adapter))
             _, model, tokenizer = self._loaded
             budget = self.max_new_tokens.value
             base, tuned = compare(model, tokenizer, self.prompt.value, budget)
